@@ -1,0 +1,26 @@
+"""DVC stage `train`: fit one (task, model) pair. All logic lives in convrec.training."""
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from convrec.cli import check_choices
+from convrec.errors import user_errors
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    from convrec.training import train  # torch and Lightning load in ~20 s; not for a typo
+
+    with user_errors():
+        return train(cfg)  # the value an Optuna sweep optimises
+
+
+if __name__ == "__main__":
+    with user_errors():
+        check_choices(sys.argv[1:], CONF_DIR, groups=("task", "model", "trainer", "profile"))
+    main()

@@ -1,0 +1,1 @@
+"""convrec: compare CNN, RNN and hybrid networks on the same tasks."""

@@ -1,0 +1,72 @@
+"""Write files and folders so that a reader sees the old version or the new one, never half.
+
+Everything goes to a temporary sibling first and is renamed into place; a
+rename within one filesystem is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # reading the umask means setting it; put it straight back
+
+
+def _open_permissions(path: str | Path, mode: int) -> None:
+    """mkstemp/mkdtemp make private (0600/0700) entries; published ones follow the umask."""
+    os.chmod(path, mode & ~_UMASK)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        _open_permissions(tmp, 0o666)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+@contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder that replaces `final` only if the block succeeds.
+
+    On failure the temporary folder is removed and `final`, if it existed, is
+    left exactly as it was.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    _open_permissions(tmp, 0o777)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

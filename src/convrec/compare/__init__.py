@@ -1,0 +1,1 @@
+"""From results/<task>/<model>/metrics.json to a leaderboard and plots."""

@@ -1,0 +1,1 @@
+"""Datasets: fetch and verify raw sources, prepare tensors, serve them to Lightning."""

@@ -1,0 +1,30 @@
+"""User-facing errors: one line that names the problem and the fix."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class ConvrecError(Exception):
+    """A problem the user can fix (bad name, bad value, corrupt file).
+
+    The message is printed alone on one line, without a traceback, so it must
+    say what is wrong and what to do about it.
+    """
+
+
+@contextmanager
+def user_errors(exit_code: int = 2) -> Iterator[None]:
+    """Turn a ConvrecError into one line on stderr and a non-zero exit.
+
+    SystemExit is a BaseException, so Hydra's error reporter (which catches
+    Exception and prints a trimmed traceback) lets it through untouched.
+    """
+    try:
+        yield
+    except ConvrecError as err:
+        message = " ".join(str(err).split())
+        print(f"convrec: error: {message}", file=sys.stderr, flush=True)
+        sys.exit(exit_code)

@@ -1,0 +1,1 @@
+"""LightningModules, one per kind of output. They own losses, metrics and optimisation."""

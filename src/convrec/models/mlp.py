@@ -1,0 +1,37 @@
+"""The fully connected baseline: flatten the input, stack Linear layers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from convrec.models import MODELS
+from convrec.models.layers import mlp_layers
+from convrec.models.spec import IOSpec
+
+
+@MODELS.register("mlp")
+class MLP(nn.Module):
+    family = "mlp"
+
+    def __init__(
+        self,
+        spec: IOSpec,
+        hidden: Sequence[int] = (512, 256),
+        activation: str = "relu",
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        in_features = math.prod(spec.input_shape)
+        widths = list(hidden)
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            *mlp_layers(in_features, widths, activation, dropout),
+            nn.Linear(widths[-1] if widths else in_features, spec.num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

@@ -1,0 +1,1 @@
+"""MLflow: where runs go, and the lifecycle of one run."""

@@ -1,0 +1,107 @@
+"""One MLflow run per training run, owned by the code that starts it.
+
+The run is created here (not by Lightning's logger) so that system metrics
+are sampled for its whole life and so that a crash ends it as FAILED.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+DB_NAME = "mlflow.db"
+ARTIFACTS_NAME = "mlartifacts"
+MAX_PARAMS_PER_CALL = 100  # MLflow's log_batch limit
+
+
+def tracking_uri(configured: str | None, root: Path) -> str:
+    """Explicit config, else $MLFLOW_TRACKING_URI, else an absolute SQLite file in the project.
+
+    Absolute, because a relative sqlite path would silently create a new
+    database wherever the process happens to run (DVC experiment copies).
+    """
+    if configured:
+        return str(configured)
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / DB_NAME).resolve()}"
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artifacts of a SQLite store sit beside the database file; a server decides its own."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_NAME).resolve().as_uri()
+    return None
+
+
+def ensure_experiment(client: MlflowClient, name: str, uri: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    root = artifact_root(uri)
+    try:
+        return client.create_experiment(name, artifact_location=root and f"{root}/{name}")
+    except MlflowException:  # another process created it first
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+@contextmanager
+def tracked_run(
+    uri: str,
+    experiment: str,
+    run_name: str,
+    tags: Mapping[str, str],
+    system_metrics: bool = True,
+    system_metrics_interval: float = 5.0,
+) -> Iterator[str]:
+    """Yield the id of a new run; end it FINISHED, or FAILED if the block raises."""
+    mlflow.set_tracking_uri(uri)
+    experiment_id = ensure_experiment(MlflowClient(uri), experiment, uri)
+    if system_metrics:
+        mlflow.set_system_metrics_sampling_interval(system_metrics_interval)
+    run = mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=run_name,
+        tags=dict(tags),
+        log_system_metrics=system_metrics,
+    )
+    try:
+        yield run.info.run_id
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> {"model.net.channels": "[32, 64]", ...} for MLflow params."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def log_params(params: Mapping[str, str]) -> None:
+    items = list(params.items())
+    for start in range(0, len(items), MAX_PARAMS_PER_CALL):
+        mlflow.log_params(dict(items[start : start + MAX_PARAMS_PER_CALL]))

@@ -1,0 +1,63 @@
+"""Shared fixtures. Tests use the real code path: real prepared data, real Trainer, real MLflow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+REPO = Path(__file__).resolve().parent.parent
+CONF = REPO / "conf"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="also run tests marked slow (CI does)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow (CI does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def compose_config(config_name: str = "train", overrides: list[str] | None = None) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides or [])
+
+
+def pipeline() -> DictConfig:
+    return OmegaConf.load(CONF / "pipeline.yaml")
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The offline data mirror: $CONVREC_DATA_MIRROR, else ../shared/data beside the checkout."""
+    path = Path(os.environ.get("CONVREC_DATA_MIRROR") or REPO.parent / "shared" / "data")
+    if not (path / "MNIST").is_dir():
+        pytest.skip(f"no data mirror at {path}; set CONVREC_DATA_MIRROR")
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def prepared_root(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
+    """Every task of the pipeline, prepared once for the session by the real prepare code."""
+    from convrec.data.prepare import prepare_task
+
+    root = tmp_path_factory.mktemp("prepared")
+    old = os.environ.get("CONVREC_DATA_MIRROR")
+    os.environ["CONVREC_DATA_MIRROR"] = str(mirror)
+    try:
+        for task in pipeline().tasks:
+            prepare_task(compose_config("prepare", [f"task={task}"]).task, root, root / "raw")
+    finally:
+        if old is None:
+            os.environ.pop("CONVREC_DATA_MIRROR")
+        else:
+            os.environ["CONVREC_DATA_MIRROR"] = old
+    return root

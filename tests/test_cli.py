@@ -1,0 +1,57 @@
+"""The stage entry points refuse bad names in one line, before anything loads."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CONF, REPO
+from convrec.cli import check_choices
+from convrec.errors import ConvrecError
+
+
+def run_stage(script: str, *args: str, cwd=REPO, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "pipelines" / script), *args],
+        cwd=cwd, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("train.py", ["model=resnet9000"], "unknown model 'resnet9000'; known: cnn"),
+        ("train.py", ["task=cifar100"], "unknown task 'cifar100'; known: fashion_mnist"),
+        ("train.py", ["-m", "model=cnn,nope"], "unknown model 'nope'"),
+        ("prepare.py", ["task=nope"], "unknown task 'nope'"),
+    ],
+)
+def test_unknown_names_end_with_one_error_line(script, args, message):
+    result = run_stage(script, *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_choice_check_accepts_known_names_and_sweeps():
+    check_choices(["task=mnist", "model=cnn,lstm", "trainer.max_epochs=2"], CONF, ["task", "model"])
+    with pytest.raises(ConvrecError):
+        check_choices(["trainer=tpu"], CONF, ["trainer"])
+
+
+def test_checksum_mismatch_ends_with_one_error_line_and_no_output(tmp_path, mirror):
+    shutil.copytree(mirror / "FashionMNIST", tmp_path / "mirror" / "FashionMNIST")
+    victim = tmp_path / "mirror/FashionMNIST/raw/t10k-images-idx3-ubyte.gz"
+    victim.write_bytes(victim.read_bytes()[:-10])  # truncated download
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {**os.environ, "CONVREC_DATA_MIRROR": str(tmp_path / "mirror")}
+    result = run_stage("prepare.py", "task=fashion_mnist", cwd=project, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "checksum mismatch" in lines[-1] and "t10k-images-idx3-ubyte.gz" in lines[-1]
+    prepared = project / "data" / "prepared"
+    assert not prepared.exists() or not any(prepared.iterdir())

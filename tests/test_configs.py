@@ -1,0 +1,83 @@
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from conftest import CONF, REPO, compose_config, pipeline
+from convrec.config_check import check_config
+from convrec.data.datamodule import PreparedDataModule
+from convrec.errors import ConvrecError
+from convrec.models import build_model
+from convrec.models.spec import IOSpec
+
+RUNS = list(pipeline().runs.values())
+
+
+@pytest.mark.parametrize("run", RUNS, ids=[f"{r.task}-{r.model}" for r in RUNS])
+def test_every_run_of_the_pipeline_composes_and_builds(run, prepared_root):
+    cfg = compose_config("train", [f"task={run.task}", f"model={run.model}"])
+    check_config(cfg)
+    assert cfg.trainer.max_epochs == cfg.task.max_epochs.quick  # quick is the default profile
+    data = PreparedDataModule(prepared_root / run.task, batch_size=4)
+    data.setup()
+    x, y = next(iter(data.train_dataloader()))
+    net = build_model(run.model, IOSpec.from_meta(data.meta), **cfg.model.net)
+    assert net(x).shape == (4, data.meta["num_classes"])
+
+
+@pytest.mark.parametrize("profile", ["quick", "full", "tiny"])
+def test_every_profile_resolves_for_every_task(profile):
+    for task in pipeline().tasks:
+        cfg = compose_config("train", [f"task={task}", f"profile={profile}"])
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        assert cfg.profile == profile and cfg.trainer.max_epochs >= 1
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp", "ddp_cpu"])
+def test_every_trainer_config_composes(trainer):
+    cfg = compose_config("train", [f"trainer={trainer}"])
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_epochs=-1", r"trainer.max_epochs=-1 is invalid: it must be an integer >= 1"),
+        ("trainer.max_epochs=0", r"trainer.max_epochs=0 is invalid"),
+        ("task.batch_size=0", r"task.batch_size=0 is invalid"),
+        ("model.lr=-0.1", r"optimizer.lr=-0.1 is invalid: it must be a number > 0"),
+        ("seed=-3", r"seed=-3 is invalid"),
+        ("trainer.gradient_clip_val=-1", r"gradient_clip_val=-1 is invalid"),
+    ],
+)
+def test_invalid_values_are_refused_with_the_fix(override, message):
+    cfg = compose_config("train", [override])
+    with pytest.raises(ConvrecError, match=message):
+        check_config(cfg)
+
+
+def test_seed_zero_is_a_valid_seed():
+    check_config(compose_config("train", ["seed=0"]))
+
+
+def test_unknown_registry_names_are_refused():
+    cfg = compose_config("train")
+    cfg.model.name = "nope"
+    with pytest.raises(ConvrecError, match="unknown model 'nope'; known: cnn, cnn_lstm"):
+        check_config(cfg)
+
+
+def test_configs_need_no_hydra_runtime():
+    """DVC and tests compose the configs, so only the hydra: node may use Hydra's resolvers."""
+    for path in CONF.rglob("*.yaml"):
+        tree = yaml.safe_load(path.read_text()) or {}
+        tree.pop("hydra", None)
+        assert "${hydra:" not in str(tree) and "${now:" not in str(tree), path
+        assert "${oc.env" not in str(tree), path
+
+
+def test_dvc_pipeline_trains_every_run_and_tracks_its_config_files():
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    train = dvc["stages"]["train"]
+    assert train["foreach"] == "${runs}"
+    params = [next(iter(p)) if isinstance(p, dict) else p for p in train["do"]["params"]]
+    assert "conf/model/${item.model}.yaml" in params and "conf/task/${item.task}.yaml" in params

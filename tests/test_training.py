@@ -1,0 +1,81 @@
+"""A short real fit through the Lightning Trainer, recorded in a temporary SQLite MLflow store."""
+
+import json
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import compose_config
+from convrec.data.datamodule import PreparedDataModule
+from convrec.training import train
+
+METRICS_KEYS = {"task", "model", "family", "metric", "value", "params", "train_seconds",
+                "samples_per_second"}  # fmt: skip
+ARTIFACTS = {"config.yaml", "model_summary.txt", "history.csv", "metrics.json", "checkpoints"}
+
+
+def tiny_run(tmp_path, prepared_root, *overrides):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = compose_config("train", [
+        "profile=tiny", f"paths.prepared={prepared_root}", f"tracking.uri={uri}",
+        "tracking.system_metrics_interval=1", *overrides,
+    ])  # fmt: skip
+    return cfg, uri
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # results/ land here; project_root() falls back to cwd
+    return tmp_path
+
+
+def test_a_short_fit_writes_results_and_one_finished_mlflow_run(project, prepared_root):
+    cfg, uri = tiny_run(project, prepared_root, "task=mnist1d", "model=gru", "seed=0",
+                        "trainer.max_epochs=2")  # fmt: skip
+    best_val = train(cfg)
+
+    out = project / "results" / "mnist1d" / "gru"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert METRICS_KEYS <= set(metrics)
+    assert metrics["family"] == "rnn" and metrics["metric"] == "accuracy"
+    assert 0 <= metrics["value"] <= 100 and metrics["params"] > 0
+    assert metrics["train_seconds"] > 0 and metrics["samples_per_second"] > 0
+    assert metrics["best_val"] == pytest.approx(best_val)
+    history = (out / "history.csv").read_text().splitlines()
+    assert history[0] == "epoch,train/loss,train/acc,val/loss,val/acc,samples,train_seconds"
+    assert len(history) == 3  # header + 2 epochs
+    assert (out / "checkpoints" / "best.ckpt").is_file()
+    assert [p.name for p in out.parent.iterdir()] == ["gru"]  # no staging folder left
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("mnist1d")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "gru"
+    assert run.info.run_id == metrics["mlflow_run_id"]
+    assert {"task": "mnist1d", "model": "gru", "family": "rnn", "profile": "tiny"}.items() <= run.data.tags.items()
+    assert len(run.data.tags["git_commit"]) >= 7
+    assert run.data.params["model.net.hidden_size"] == "128"
+    assert run.data.params["trainer.max_epochs"] == "2"
+    assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 2  # one per epoch
+    assert any(key.startswith("system/") for key in run.data.metrics)
+    assert "test/acc" in run.data.metrics
+    assert ARTIFACTS <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best.ckpt"]
+    summary = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/model_summary.txt")
+    assert "GRU" in summary and "Output Shape" in summary and "Total params" in summary
+
+
+def test_a_crash_ends_the_run_failed_and_publishes_nothing(project, prepared_root, monkeypatch):
+    def broken(self):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(PreparedDataModule, "val_dataloader", broken)
+    cfg, uri = tiny_run(project, prepared_root, "task=mnist1d", "model=mlp")
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train(cfg)
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("mnist1d").experiment_id])
+    assert run.info.status == "FAILED"
+    results = project / "results" / "mnist1d"
+    assert not results.exists() or not any(results.iterdir())
