@@ -53,7 +53,12 @@ def test_a_short_fit_writes_results_and_one_finished_mlflow_run(project, prepare
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "gru"
     assert run.info.run_id == metrics["mlflow_run_id"]
-    assert {"task": "mnist1d", "model": "gru", "family": "rnn", "profile": "tiny"}.items() <= run.data.tags.items()
+    assert {
+        "task": "mnist1d",
+        "model": "gru",
+        "family": "rnn",
+        "profile": "tiny",
+    }.items() <= run.data.tags.items()
     assert len(run.data.tags["git_commit"]) >= 7
     assert run.data.params["model.net.hidden_size"] == "128"
     assert run.data.params["trainer.max_epochs"] == "2"
@@ -61,7 +66,9 @@ def test_a_short_fit_writes_results_and_one_finished_mlflow_run(project, prepare
     assert any(key.startswith("system/") for key in run.data.metrics)
     assert "test/acc" in run.data.metrics
     assert ARTIFACTS <= {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best.ckpt"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == [
+        "checkpoints/best.ckpt"
+    ]
     summary = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/model_summary.txt")
     assert "GRU" in summary and "Output Shape" in summary and "Total params" in summary
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+
 def project_root(start: Path | None = None) -> Path:
     """The nearest folder at or above `start` (default: cwd) that holds dvc.yaml.
 

@@ -64,8 +64,14 @@ def train(cfg: DictConfig) -> float:
             tags = {"task": task, "model": model_name, "family": family,
                     "profile": str(cfg.profile), "git_commit": git_commit(root)}  # fmt: skip
             run_id = stack.enter_context(
-                tracked_run(uri, task, model_name, tags, cfg.tracking.system_metrics,
-                            cfg.tracking.system_metrics_interval)  # fmt: skip
+                tracked_run(
+                    uri,
+                    task,
+                    model_name,
+                    tags,
+                    cfg.tracking.system_metrics,
+                    cfg.tracking.system_metrics_interval,
+                )  # fmt: skip
             )
             _log_setup(cfg, net, spec, out)
         else:
@@ -93,10 +99,11 @@ def train(cfg: DictConfig) -> float:
             return float("nan")
         metrics = _summarise(cfg, family, net, out, test_metrics, fit_seconds)
         write_json(out / "metrics.json", metrics)
-        mlflow.log_metrics({k: metrics[k] for k in ("params", "train_seconds", "samples_per_second")})
+        mlflow.log_metrics(
+            {k: metrics[k] for k in ("params", "train_seconds", "samples_per_second")}
+        )
         mlflow.log_artifacts(str(out))
     return metrics["best_val"]
-
 
 
 def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -> None:

@@ -28,7 +28,16 @@ def collect(results: Path, runs: Iterable[Mapping[str, str]]) -> pd.DataFrame:
 
 def to_markdown(table: pd.DataFrame) -> str:
     lines = ["# Leaderboard", "", "Test-set headline metric of every run, best first per task.", ""]
-    shown = ["model", "family", "value", "params", "train_seconds", "samples_per_second", "epochs", "status"]
+    shown = [
+        "model",
+        "family",
+        "value",
+        "params",
+        "train_seconds",
+        "samples_per_second",
+        "epochs",
+        "status",
+    ]
     for task, group in table.groupby("task", sort=True):
         metric = group["metric"].dropna().iloc[0] if group["metric"].notna().any() else "metric"
         lines += [f"## {task} ({metric}, %)", ""]

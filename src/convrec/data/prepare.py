@@ -60,7 +60,9 @@ def prepare_task(task: DictConfig, prepared_root: Path, raw_root: Path) -> Path:
     return out
 
 
-def _split(raw: RawSplits, val_size: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def _split(
+    raw: RawSplits, val_size: int, seed: int
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     n = len(raw.train_y)
     if not 0 < val_size < n:
         raise ConvrecError(

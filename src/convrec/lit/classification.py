@@ -76,4 +76,7 @@ class ClassificationModule(L.LightningModule):
         if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, **kwargs)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -79,7 +79,9 @@ class ConvStack(nn.Module):
         return shape
 
 
-def mlp_layers(in_features: int, hidden: Sequence[int], act: str, dropout: float) -> list[nn.Module]:
+def mlp_layers(
+    in_features: int, hidden: Sequence[int], act: str, dropout: float
+) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(in_features, width), activation(act)]

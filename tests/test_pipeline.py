@@ -1,0 +1,95 @@
+"""End to end: `dvc repro` on the tiny profile in a temporary copy of the repository.
+
+Real DVC, real prepare stages on the data mirror, real training stages, real
+MLflow store, real compare stage. Marked slow: run with --runslow (CI does).
+"""
+
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from conftest import REPO
+
+# One run of every model, on every task, still a few minutes on 2 cores.
+RUNS = {
+    "mnist-cnn": {"task": "mnist", "model": "cnn"},
+    "mnist-cnn_lstm": {"task": "mnist", "model": "cnn_lstm"},
+    "fashion_mnist-mlp": {"task": "fashion_mnist", "model": "mlp"},
+    "mnist1d-cnn": {"task": "mnist1d", "model": "cnn"},
+    "mnist1d-gru": {"task": "mnist1d", "model": "gru"},
+}
+
+
+def _copy_repo(dest: Path) -> Path:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    for name in listed:
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t",
+                 "commit", "-qm", "copy"]):  # fmt: skip
+        subprocess.run(["git", *args], cwd=dest, check=True)
+    return dest
+
+
+def _dvc(project: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    dvc = Path(sys.executable).parent / "dvc"
+    result = subprocess.run([str(dvc), *args], cwd=project, env=env, capture_output=True,
+                            text=True, timeout=1200)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def _stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
+    project = _copy_repo(tmp_path / "project")
+    pipeline = OmegaConf.load(project / "conf/pipeline.yaml")
+    pipeline.profile = "tiny"
+    pipeline.runs = RUNS
+    OmegaConf.save(pipeline, project / "conf/pipeline.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["CONVREC_DATA_MIRROR"] = str(mirror)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+
+    first = _dvc(project, env, "repro")
+    expected = {f"prepare@{t}" for t in pipeline.tasks} | {f"train@{r}" for r in RUNS} | {"compare"}
+    assert _stages_run(first.stdout) == expected
+
+    with open(project / "reports/leaderboard.csv", newline="") as handle:
+        rows = {(r["task"], r["model"]): r for r in csv.DictReader(handle)}
+    assert set(rows) == {(r["task"], r["model"]) for r in RUNS.values()}
+    assert all(r["status"] == "ok" and 0 <= float(r["value"]) <= 100 for r in rows.values())
+    assert (project / "reports/leaderboard.md").read_text().startswith("# Leaderboard")
+    assert (project / "reports/figures/accuracy_vs_params.png").stat().st_size > 10_000
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert sorted((r.data.tags["task"], r.data.tags["model"]) for r in runs) == sorted(rows)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert all(client.get_metric_history(r.info.run_id, "val/acc") for r in runs)
+
+    started = time.perf_counter()
+    second = _dvc(project, env, "repro")
+    assert _stages_run(second.stdout) == set()
+    assert time.perf_counter() - started <= 5.0
+
+    model_cfg = project / "conf/model/cnn.yaml"
+    model_cfg.write_text(model_cfg.read_text().replace("head_dropout: 0.3", "head_dropout: 0.25"))
+    third = _dvc(project, env, "repro")
+    assert _stages_run(third.stdout) == {"train@mnist-cnn", "train@mnist1d-cnn", "compare"}
