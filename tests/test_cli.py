@@ -26,13 +26,15 @@ def run_stage(script: str, *args: str, cwd=REPO, env=None) -> subprocess.Complet
         ("train.py", ["task=cifar100"], "unknown task 'cifar100'; known: fashion_mnist"),
         ("train.py", ["-m", "model=cnn,nope"], "unknown model 'nope'"),
         ("prepare.py", ["task=nope"], "unknown task 'nope'"),
+        ("train.py", ["trainer.max_epochs=-1"], "trainer.max_epochs=-1 is invalid: it must be"),
     ],
 )
-def test_unknown_names_end_with_one_error_line(script, args, message):
-    result = run_stage(script, *args)
+def test_bad_input_ends_with_one_error_line_and_nothing_written(script, args, message, tmp_path):
+    result = run_stage(script, *args, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
 
 
 def test_choice_check_accepts_known_names_and_sweeps():

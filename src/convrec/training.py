@@ -32,7 +32,7 @@ from convrec.models.spec import IOSpec
 from convrec.paths import project_root
 from convrec.tracking.mlflow_run import flatten, git_commit, log_params, tracked_run, tracking_uri
 
-CHECKPOINT = "checkpoints/best.ckpt"
+MEASURED = ("params", "train_seconds", "samples_per_second")  # also logged as MLflow metrics
 
 
 def train(cfg: DictConfig) -> float:
@@ -58,24 +58,15 @@ def train(cfg: DictConfig) -> float:
 
     uri = tracking_uri(cfg.tracking.uri, root)
     with ExitStack() as stack:
-        run_id = None
         if is_main:
             out = stack.enter_context(staged_dir(root / cfg.paths.results / task / model_name))
             tags = {"task": task, "model": model_name, "family": family,
                     "profile": str(cfg.profile), "git_commit": git_commit(root)}  # fmt: skip
-            run_id = stack.enter_context(
-                tracked_run(
-                    uri,
-                    task,
-                    model_name,
-                    tags,
-                    cfg.tracking.system_metrics,
-                    cfg.tracking.system_metrics_interval,
-                )  # fmt: skip
-            )
+            interval = cfg.tracking.system_metrics_interval
+            run_id = stack.enter_context(tracked_run(uri, task, model_name, tags, interval))
             _log_setup(cfg, net, spec, out)
         else:
-            out = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            out, run_id = Path(stack.enter_context(tempfile.TemporaryDirectory())), None
         # Lightning's logger acts on rank 0 only; it logs into the run opened above.
         logger = MLFlowLogger(experiment_name=task, run_name=model_name, tracking_uri=uri,
                               run_id=run_id)  # fmt: skip
@@ -97,17 +88,17 @@ def train(cfg: DictConfig) -> float:
         test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]
         if not is_main:
             return float("nan")
-        metrics = _summarise(cfg, family, net, out, test_metrics, fit_seconds)
+        metrics = _summarise(cfg, family, net, out, test_metrics, fit_seconds, trainer)
         write_json(out / "metrics.json", metrics)
-        mlflow.log_metrics(
-            {k: metrics[k] for k in ("params", "train_seconds", "samples_per_second")}
-        )
-        mlflow.log_artifacts(str(out))
+        mlflow.log_metrics({k: metrics[k] for k in MEASURED})
+        for name in ("history.csv", "metrics.json"):
+            mlflow.log_artifact(str(out / name))
+        mlflow.log_artifacts(str(out / "checkpoints"), artifact_path="checkpoints")
     return metrics["best_val"]
 
 
 def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -> None:
-    """Config and layer table go to disk and MLflow before training, so a crash keeps them."""
+    """Params, config and layer table reach MLflow before training, so a FAILED run keeps them."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     log_params(flatten(resolved))
     write_text(out / "config.yaml", OmegaConf.to_yaml(resolved))
@@ -116,9 +107,11 @@ def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -
         depth=4, mode="eval", verbose=0, device="cpu",
     )  # fmt: skip
     write_text(out / "model_summary.txt", str(table) + "\n")
+    for name in ("config.yaml", "model_summary.txt"):
+        mlflow.log_artifact(str(out / name))
 
 
-def _summarise(cfg, family, net, out, test_metrics, fit_seconds) -> dict:
+def _summarise(cfg, family, net, out, test_metrics, fit_seconds, trainer: L.Trainer) -> dict:
     # Read back from history.csv: under ddp_spawn the callback lived in a child process.
     name, key, scale = ClassificationModule.headline
     rows = read_history(out / "history.csv")
@@ -139,6 +132,7 @@ def _summarise(cfg, family, net, out, test_metrics, fit_seconds) -> dict:
         "test": {k: float(v) for k, v in test_metrics.items()},
         "profile": str(cfg.profile),
         "seed": int(cfg.seed),
-        "device": str(cfg.trainer.accelerator),
+        "device": str(trainer.strategy.root_device),
+        "world_size": trainer.world_size,
         "mlflow_run_id": mlflow.active_run().info.run_id,
     }

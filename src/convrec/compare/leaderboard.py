@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from numbers import Integral, Real
 from pathlib import Path
 
 import pandas as pd
@@ -50,10 +51,10 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def _cell(value) -> str:
-    if isinstance(value, float):
+    if isinstance(value, Integral):
+        return f"{value:,}"
+    if isinstance(value, Real):
         if pd.isna(value):
             return "-"
-        return f"{value:,.2f}" if abs(value) < 1e5 else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
     return str(value)

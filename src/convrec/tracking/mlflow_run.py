@@ -67,19 +67,22 @@ def tracked_run(
     experiment: str,
     run_name: str,
     tags: Mapping[str, str],
-    system_metrics: bool = True,
-    system_metrics_interval: float = 5.0,
+    system_metrics_interval: float | None = 5.0,
 ) -> Iterator[str]:
-    """Yield the id of a new run; end it FINISHED, or FAILED if the block raises."""
+    """Yield the id of a new run; end it FINISHED, or FAILED if the block raises.
+
+    System metrics (CPU, memory, GPU) are sampled every `system_metrics_interval`
+    seconds for the run's whole life; None turns them off.
+    """
     mlflow.set_tracking_uri(uri)
     experiment_id = ensure_experiment(MlflowClient(uri), experiment, uri)
-    if system_metrics:
+    if system_metrics_interval is not None:
         mlflow.set_system_metrics_sampling_interval(system_metrics_interval)
     run = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=run_name,
         tags=dict(tags),
-        log_system_metrics=system_metrics,
+        log_system_metrics=system_metrics_interval is not None,
     )
     try:
         yield run.info.run_id
