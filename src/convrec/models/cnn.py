@@ -24,24 +24,17 @@ class CNN(nn.Module):
         self,
         spec: IOSpec,
         channels: Sequence[int] = (32, 64),
-        kernel_size: int = 3,
-        stride: int = 1,
-        padding: int | str = "same",
-        dilation: int = 1,
-        groups: int = 1,
-        pool: str | None = "max",
-        pool_size: int = 2,
         activation: str = "relu",
-        batch_norm: bool = True,
-        dropout: float = 0.0,
         hidden: Sequence[int] = (128,),
         head_dropout: float = 0.3,
+        **conv,
     ) -> None:
+        """`conv` holds the conv blocks' knobs (kernel_size, stride, padding, dilation,
+        groups, pool, pool_size, batch_norm, dropout), as ConvStack takes them."""
         super().__init__()
         self.features = ConvStack(
-            spec.channels, spec.spatial_dims, list(channels), kernel_size, stride, padding,
-            dilation, groups, pool, pool_size, activation, batch_norm, dropout,
-        )  # fmt: skip
+            spec.channels, spec.spatial_dims, list(channels), activation=activation, **conv
+        )
         flat = math.prod(self.features.output_shape(spec.input_shape))
         widths = list(hidden)
         self.head = nn.Sequential(

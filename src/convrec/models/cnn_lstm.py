@@ -32,22 +32,15 @@ class CNNLSTM(nn.Module):
         self,
         spec: IOSpec,
         channels: Sequence[int] = (32, 64),
-        kernel_size: int = 3,
-        pool: str | None = "max",
-        pool_size: int = 2,
-        activation: str = "relu",
-        batch_norm: bool = True,
-        dropout: float = 0.0,
         hidden_size: int = 128,
         num_layers: int = 1,
         bidirectional: bool = False,
+        **conv,
     ) -> None:
+        """`conv` holds the conv blocks' knobs (kernel_size, pool, activation, ...), as
+        ConvStack takes them."""
         super().__init__()
-        self.features = ConvStack(
-            spec.channels, spec.spatial_dims, list(channels), kernel_size, pool=pool,
-            pool_size=pool_size, activation_name=activation, batch_norm=batch_norm,
-            dropout=dropout,
-        )  # fmt: skip
+        self.features = ConvStack(spec.channels, spec.spatial_dims, list(channels), **conv)
         with torch.no_grad():
             steps = columns_as_sequence(self.features.eval()(spec.example(1)))
         self.features.train()

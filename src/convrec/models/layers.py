@@ -13,7 +13,7 @@ ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 POOLS = {"max": (nn.MaxPool1d, nn.MaxPool2d), "avg": (nn.AvgPool1d, nn.AvgPool2d)}
 
 
-def activation(name: str) -> nn.Module:
+def make_activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
         raise ConvrecError(f"activation {name!r} is unknown; use one of {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
@@ -37,7 +37,7 @@ class ConvStack(nn.Module):
         groups: int = 1,
         pool: str | None = "max",
         pool_size: int = 2,
-        activation_name: str = "relu",
+        activation: str = "relu",
         batch_norm: bool = True,
         dropout: float = 0.0,
     ) -> None:
@@ -58,7 +58,7 @@ class ConvStack(nn.Module):
             )  # fmt: skip
             if batch_norm:
                 layers.append(norm(out_channels))
-            layers.append(activation(activation_name))
+            layers.append(make_activation(activation))
             if pool is not None:
                 layers.append(POOLS[pool][dims - 1](pool_size))
             if dropout > 0:
@@ -84,7 +84,7 @@ def mlp_layers(
 ) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(in_features, width), activation(act)]
+        layers += [nn.Linear(in_features, width), make_activation(act)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         in_features = width
