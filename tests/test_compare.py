@@ -36,8 +36,8 @@ def test_reports_are_written_with_a_figure(tmp_path):
     results = tmp_path / "results"
     _metrics(results, "mnist", "cnn", "cnn", 99.2, 206_970)
     _metrics(results, "mnist", "lstm", "rnn", 98.4, 82_186)
-    out = write_reports(results, [{"task": "mnist", "model": "cnn"},
-                                  {"task": "mnist", "model": "lstm"}], tmp_path / "reports")  # fmt: skip
+    runs = [{"task": "mnist", "model": "cnn"}, {"task": "mnist", "model": "lstm"}]
+    out = write_reports(results, runs, tmp_path / "reports")
     assert (out / "leaderboard.csv").read_text().startswith("task,model,family,metric,value")
     png = (out / "figures" / "accuracy_vs_params.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
