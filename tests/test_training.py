@@ -19,7 +19,7 @@ def tiny_run(tmp_path, prepared_root, *overrides):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = compose_config("train", [
         "profile=tiny", f"paths.prepared={prepared_root}", f"tracking.uri={uri}",
-        "tracking.system_metrics_interval=1", *overrides,
+        "tracking.system_metrics_interval=0.1", *overrides,
     ])  # fmt: skip
     return cfg, uri
 

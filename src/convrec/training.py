@@ -17,7 +17,6 @@ import mlflow
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torchinfo import summary
@@ -30,7 +29,14 @@ from convrec.lit.history import EpochHistory, read_history
 from convrec.models import MODELS, build_model, count_parameters
 from convrec.models.spec import IOSpec
 from convrec.paths import project_root
-from convrec.tracking.mlflow_run import flatten, git_commit, log_params, tracked_run, tracking_uri
+from convrec.tracking.mlflow_run import (
+    RunLogger,
+    flatten,
+    git_commit,
+    log_params,
+    tracked_run,
+    tracking_uri,
+)
 
 MEASURED = ("params", "train_seconds", "samples_per_second")  # also logged as MLflow metrics
 
@@ -68,7 +74,7 @@ def train(cfg: DictConfig) -> float:
         else:
             out, run_id = Path(stack.enter_context(tempfile.TemporaryDirectory())), None
         # Lightning's logger acts on rank 0 only; it logs into the run opened above.
-        logger = MLFlowLogger(experiment_name=task, run_name=model_name, tracking_uri=uri,
+        logger = RunLogger(experiment_name=task, run_name=model_name, tracking_uri=uri,
                               run_id=run_id)  # fmt: skip
 
         history = EpochHistory(out / "history.csv", ClassificationModule.history_keys)

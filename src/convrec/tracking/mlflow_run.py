@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -90,6 +91,18 @@ def tracked_run(
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run(status="FINISHED")
+
+
+class RunLogger(MLFlowLogger):
+    """Lightning's MLflow logger, writing into a run that `tracked_run` opened and will end.
+
+    Lightning calls `finalize` after fit and again after test; the stock logger
+    then marks the run FINISHED, which also stops MLflow's system-metrics
+    sampling half-way. The run's owner ends it instead.
+    """
+
+    def finalize(self, status: str = "success") -> None:
+        pass
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
