@@ -48,10 +48,6 @@ class PreparedDataModule(L.LightningDataModule):
             x = (x.float() - mean.view(shape)) / std.view(shape)
             self.datasets[split] = BatchIndexedDataset(x, y)
 
-    @property
-    def train_size(self) -> int:
-        return self.meta["split_sizes"]["train"]
-
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
             self.datasets[split],
