@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def compose_config(config_name: str = "train", overrides: list[str] | None = None) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name=config_name, overrides=overrides or [])
+
+
+def run_stage(script: str, *args: str, cwd=REPO, env=None) -> subprocess.CompletedProcess:
+    """Run a stage entry point (pipelines/<script>) as users and DVC do: a fresh process."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "pipelines" / script), *args],
+        cwd=cwd, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
 
 
 def pipeline() -> DictConfig:

@@ -2,21 +2,12 @@
 
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
-from conftest import CONF, REPO
+from conftest import CONF, run_stage
 from convrec.cli import check_choices
 from convrec.errors import ConvrecError
-
-
-def run_stage(script: str, *args: str, cwd=REPO, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "pipelines" / script), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -1,23 +1,20 @@
 """`pipelines/train.py -m` through Hydra's launcher: one MLflow run per job."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
+from conftest import run_stage
 
 
 @pytest.mark.slow
 def test_multirun_gives_one_finished_mlflow_run_per_job(tmp_path, prepared_root):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "pipelines/train.py"), "-m", "task=mnist1d",
-         "model=cnn,mlp", "profile=tiny", f"paths.prepared={prepared_root}"],
+    result = run_stage(
+        "train.py", "-m", "task=mnist1d", "model=cnn,mlp", "profile=tiny",
+        f"paths.prepared={prepared_root}",
         cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
-        capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(uri)
