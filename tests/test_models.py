@@ -9,16 +9,80 @@ from convrec.models.spec import IOSpec, as_sequence
 IMAGE = IOSpec("image", (1, 28, 28), 10)
 SEQUENCE = IOSpec("sequence", (1, 40), 10)
 MULTICHANNEL = IOSpec("sequence", (3, 25), 4)
+VARIABLE = IOSpec("sequence", (12, 29), 9, variable_length=True)
+TOKENS = IOSpec("tokens", (30,), 2, vocab_size=50, variable_length=True)
+SPECTROGRAM = IOSpec("sequence", (8, 20), 10, variable_length=True, image_view=True)
+STEPS = IOSpec("tokens", (30,), 10, target_kind="steps", vocab_size=10)
+VALUE = IOSpec("sequence", (2, 50), 0, target_kind="value")
+SPECS = {"image": IMAGE, "seq": SEQUENCE, "seq3ch": MULTICHANNEL, "variable": VARIABLE,
+         "tokens": TOKENS, "spectrogram": SPECTROGRAM, "steps": STEPS, "value": VALUE}  # fmt: skip
+# What each model must accept; any other spec it must refuse with a one-line ConvrecError.
+SUPPORTS = {
+    "mlp": {"image", "seq", "seq3ch", "value"},
+    "cnn": {"image", "seq", "seq3ch", "variable", "spectrogram", "value"},
+    "cnn_lstm": {"image", "seq", "seq3ch", "variable", "tokens", "spectrogram", "value"},
+    **{name: set(SPECS) for name in ("rnn", "lstm", "gru", "bilstm")},
+    "tcn": set(SPECS) - {"image"},
+    **{
+        name: set(SPECS) - {"image", "steps"} for name in ("fcn", "resnet1d", "textcnn", "lstm_fcn")
+    },
+}
+
+
+def _inputs(spec: IOSpec, batch: int, generator=None, shortest=1) -> list[torch.Tensor]:
+    if spec.input_kind == "tokens":
+        x = torch.randint(0, spec.vocab_size, (batch, *spec.input_shape), generator=generator)
+    else:
+        x = torch.randn(batch, *spec.input_shape, generator=generator)
+    if not spec.variable_length:
+        return [x]
+    lengths = torch.randint(shortest, spec.steps + 1, (batch,), generator=generator)
+    lengths[0] = spec.steps
+    x = x * (torch.arange(spec.steps) < lengths[:, None]).view(batch, *([1] * (x.dim() - 2)), -1)
+    return [x.to(torch.long) if spec.input_kind == "tokens" else x, lengths]
+
+
+def _expected_shape(spec: IOSpec, batch: int) -> tuple[int, ...]:
+    if spec.target_kind == "steps":
+        return (batch, spec.steps, spec.num_classes)
+    return (batch,) if spec.target_kind == "value" else (batch, spec.num_classes)
 
 
 @pytest.mark.parametrize("name", MODELS.names())
-@pytest.mark.parametrize("spec", [IMAGE, SEQUENCE, MULTICHANNEL], ids=["image", "seq", "seq3ch"])
-def test_every_model_maps_a_batch_to_class_logits(name, spec):
-    model = build_model(name, spec)
-    out = model(spec.example(5))
-    assert out.shape == (5, spec.num_classes)
+@pytest.mark.parametrize("spec_id", list(SPECS))
+def test_every_model_gives_the_targets_shape_or_refuses_clearly(name, spec_id):
+    spec = SPECS[spec_id]
+    supported = SUPPORTS.get(name)
+    if supported is not None and spec_id not in supported:
+        with pytest.raises(ConvrecError):
+            build_model(name, spec)
+        return
+    try:
+        model = build_model(name, spec)
+    except ConvrecError:
+        assert supported is None, f"{name} must support {spec_id}"
+        return
+    assert model(*_inputs(spec, 5)).shape == _expected_shape(spec, 5)
     assert MODELS.get(name).family in FAMILIES
     assert count_parameters(model) > 0
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru", "bilstm", "cnn_lstm"])
+@pytest.mark.parametrize("spec_id", ["variable", "tokens", "spectrogram"])
+def test_padding_never_changes_a_prediction(name, spec_id):
+    """Each sequence alone, cut to its length, gives what it gives inside a padded batch."""
+    spec = SPECS[spec_id]
+    if name == "cnn_lstm" and spec_id == "spectrogram":
+        spec = IOSpec("sequence", (8, 24), 10, variable_length=True, image_view=True)
+    torch.manual_seed(0)
+    model = build_model(name, spec).eval()
+    # cnn_lstm's two pooling blocks need 4 steps to leave one
+    x, lengths = _inputs(spec, 6, torch.Generator().manual_seed(1), 4 if name == "cnn_lstm" else 1)
+    with torch.no_grad():
+        batched = model(x, lengths)
+        for i, length in enumerate(lengths.tolist()):
+            alone = model(x[i : i + 1, ..., :length], lengths[i : i + 1])
+            torch.testing.assert_close(alone, batched[i : i + 1], atol=1e-5, rtol=1e-4)
 
 
 def test_image_is_read_row_by_row():
@@ -44,7 +108,7 @@ def test_feature_map_is_read_column_by_column():
 def test_bidirectional_recurrent_models_concatenate_both_directions(name):
     one = build_model(name, IMAGE, bidirectional=False)
     two = build_model(name, IMAGE, bidirectional=True)
-    assert two.head.in_features == 2 * one.head.in_features
+    assert two.head.linear.in_features == 2 * one.head.linear.in_features
     assert two(IMAGE.example(3)).shape == (3, 10)
 
 

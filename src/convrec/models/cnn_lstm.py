@@ -1,7 +1,11 @@
 """CNN + LSTM: a conv stack extracts local features, an LSTM reads the feature map in order.
 
 An image's feature map (N, C, H, W) is read column by column, left to right
-(as CRNN reads text lines); a sequence's (N, C, T) map step by step.
+(as CRNN reads text lines); a sequence's (N, C, T) map step by step; tokens
+are embedded first; a spectrogram (a task with `image_view`) goes through 2-D
+convolutions and is read frame by frame. With variable lengths, every block
+re-zeroes the padding and pooling shortens the lengths, so the LSTM (packed)
+never reads past a sequence's end and padding never changes a prediction.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import torch
 from torch import nn
 
 from convrec.models import MODELS
+from convrec.models.io import OutputHead, require_summary, step_mask
 from convrec.models.layers import ConvStack
-from convrec.models.recurrent import last_state
+from convrec.models.recurrent import last_state, pack
 from convrec.models.spec import IOSpec
 
 
@@ -35,19 +40,54 @@ class CNNLSTM(nn.Module):
         hidden_size: int = 128,
         num_layers: int = 1,
         bidirectional: bool = False,
+        embed_dim: int = 64,
+        pool: str | None = "max",
+        pool_size: int = 2,
         **conv,
     ) -> None:
-        """`conv` holds the conv blocks' knobs (kernel_size, pool, activation, ...), as
-        ConvStack takes them."""
+        """`conv` holds the conv blocks' other knobs (kernel_size, activation, batch_norm,
+        dropout), as ConvStack takes them."""
         super().__init__()
-        self.features = ConvStack(spec.channels, spec.spatial_dims, list(channels), **conv)
-        with torch.no_grad():
-            steps = columns_as_sequence(self.features.eval()(spec.example(1)))
-        self.features.train()
-        self.rnn = nn.LSTM(
-            steps.shape[-1], hidden_size, num_layers, batch_first=True, bidirectional=bidirectional
+        require_summary(spec, "cnn_lstm")
+        self.as_image = spec.image_view
+        self.embedding = (
+            nn.Embedding(spec.vocab_size, embed_dim) if spec.input_kind == "tokens" else None
         )
-        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), spec.num_classes)
+        in_channels = embed_dim if self.embedding is not None else spec.channels
+        dims = spec.spatial_dims
+        if self.as_image:
+            in_channels, dims = 1, 2
+        self.shrink = pool_size if pool is not None else 1  # each block divides the length
+        self.blocks = nn.ModuleList()
+        for width in channels:
+            self.blocks.append(ConvStack(in_channels, dims, [width], pool=pool,
+                                         pool_size=pool_size, **conv))  # fmt: skip
+            in_channels = width
+        with torch.no_grad():
+            steps = columns_as_sequence(
+                self._features(self.eval()._prepare(spec.example(1), None), None)[0]
+            )
+        self.train()
+        self.rnn = nn.LSTM(steps.shape[-1], hidden_size, num_layers, batch_first=True,
+                           bidirectional=bidirectional)  # fmt: skip
+        self.head = OutputHead(spec, hidden_size * (2 if bidirectional else 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(last_state(self.rnn, columns_as_sequence(self.features(x))))
+    def _prepare(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        if self.embedding is not None:  # (N, E, T), padding embedded as zeros
+            embedded = self.embedding(x).transpose(1, 2)
+            mask = step_mask(lengths, embedded.shape[-1], embedded.device)
+            return embedded if mask is None else embedded * mask
+        return x.unsqueeze(1) if self.as_image else x
+
+    def _features(self, x: torch.Tensor, lengths: torch.Tensor | None):
+        for block in self.blocks:
+            x = block(x)
+            if lengths is not None:
+                lengths = torch.div(lengths, self.shrink, rounding_mode="floor").clamp(min=1)
+                mask = step_mask(lengths, x.shape[-1], x.device)
+                x = x * (mask.unsqueeze(2) if x.dim() == 4 else mask)
+        return x, lengths
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        features, lengths = self._features(self._prepare(x, lengths), lengths)
+        return self.head(last_state(self.rnn, pack(columns_as_sequence(features), lengths)))

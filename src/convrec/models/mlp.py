@@ -8,7 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from convrec.errors import ConvrecError
 from convrec.models import MODELS
+from convrec.models.io import OutputHead, require_summary
 from convrec.models.layers import mlp_layers
 from convrec.models.spec import IOSpec
 
@@ -25,12 +27,18 @@ class MLP(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
+        require_summary(spec, "mlp")
+        if spec.input_kind == "tokens" or spec.variable_length:
+            raise ConvrecError(
+                "mlp needs fixed-size float inputs; use textcnn, lstm or bilstm for texts and "
+                "variable-length sequences"
+            )
         in_features = math.prod(spec.input_shape)
         widths = list(hidden)
         self.net = nn.Sequential(
             nn.Flatten(),
             *mlp_layers(in_features, widths, activation, dropout),
-            nn.Linear(widths[-1] if widths else in_features, spec.num_classes),
+            OutputHead(spec, widths[-1] if widths else in_features),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""What a model needs to know about a task: input layout and number of classes."""
+"""What a model needs to know about a task: input layout, target layout, sizes."""
 
 from __future__ import annotations
 
@@ -9,23 +9,47 @@ import torch
 
 @dataclass(frozen=True)
 class IOSpec:
-    input_kind: str  # "image": (N, C, H, W); "sequence": (N, C, T)
-    input_shape: tuple[int, ...]  # without the batch dimension
-    num_classes: int
+    input_kind: str  # "image": (N, C, H, W); "sequence": (N, C, T); "tokens": (N, T) int64
+    input_shape: tuple[int, ...]  # without the batch dimension (padded length when variable)
+    num_classes: int  # output classes; 0 for a regression target
+    target_kind: str = "class"  # "class": (N,); "steps": a label per step (N, T); "value": (N,)
+    vocab_size: int = 0  # "tokens" inputs only
+    variable_length: bool = False  # batches come with lengths; padding must not change outputs
+    image_view: bool = False  # a (C, T) sequence that 2-D CNNs should see as a (1, C, T) image
 
     @classmethod
     def from_meta(cls, meta: dict) -> IOSpec:
-        return cls(meta["input_kind"], tuple(meta["input_shape"]), int(meta["num_classes"]))
+        return cls(
+            meta["input_kind"],
+            tuple(meta["input_shape"]),
+            int(meta["num_classes"]),
+            meta.get("target_kind", "class"),
+            int(meta.get("vocab_size", 0)),
+            bool(meta.get("variable_length", False)),
+            bool(meta.get("image_view", False)),
+        )
 
     @property
     def channels(self) -> int:
-        return self.input_shape[0]
+        return 1 if self.input_kind == "tokens" else self.input_shape[0]
+
+    @property
+    def steps(self) -> int:
+        """Sequence length (padded); for an image, its number of rows."""
+        return self.input_shape[-1] if self.input_kind != "image" else self.input_shape[1]
 
     @property
     def spatial_dims(self) -> int:
-        return len(self.input_shape) - 1
+        """2 for images, 1 for sequences and tokens (embedded, they are 1-D signals)."""
+        return max(1, len(self.input_shape) - 1)
+
+    @property
+    def out_features(self) -> int:
+        return self.num_classes if self.target_kind != "value" else 1
 
     def example(self, batch: int = 2) -> torch.Tensor:
+        if self.input_kind == "tokens":
+            return torch.zeros(batch, *self.input_shape, dtype=torch.long)
         return torch.zeros(batch, *self.input_shape)
 
 
