@@ -31,7 +31,8 @@ def test_prepare_from_a_mirror_copy(tmp_path, mirror, monkeypatch):
     assert meta["sources"] == {f"MNIST/raw/{n}": sha for n, (sha, _) in MNIST_FILES.items()}
     for name, sha in meta["files"].items():
         assert digest(out / name) == sha
-    x, y = load_split(out, "test", verify_against=meta)
+    split = load_split(out, "test", verify_against=meta)
+    x, y = split["x"], split["y"]
     assert x.dtype == torch.uint8 and x.shape == (10000, 1, 28, 28)
     assert torch.bincount(y).tolist()[:2] == [980, 1135]  # the official test split
     assert sorted(p.name for p in out.parent.iterdir()) == ["mnist"]  # no temp leftovers

@@ -24,7 +24,8 @@ from torchinfo import summary
 from convrec.atomic import staged_dir, write_json, write_text
 from convrec.config_check import check_config
 from convrec.data.datamodule import PreparedDataModule
-from convrec.lit.classification import ClassificationModule
+from convrec.data.tasks import by_profile
+from convrec.lit import MODULES
 from convrec.lit.history import EpochHistory, read_history
 from convrec.models import MODELS, build_model, count_parameters
 from convrec.models.spec import IOSpec
@@ -43,18 +44,22 @@ MEASURED = ("params", "train_seconds", "samples_per_second")  # also logged as M
 
 def train(cfg: DictConfig) -> float:
     """Fit, test the best checkpoint, record everything; return the monitored validation score."""
+    cfg = with_model_settings(cfg)
     check_config(cfg)
     root = project_root()
     task, model_name = cfg.task.name, cfg.model.name
+    limits = {split: by_profile(cfg.task.get(f"{split}_limit"), str(cfg.profile))
+              for split in ("train", "test")}  # fmt: skip
     datamodule = PreparedDataModule(
-        root / cfg.paths.prepared / task, cfg.task.batch_size, cfg.num_workers
+        root / cfg.paths.prepared / task, cfg.task.batch_size, cfg.num_workers, limits
     )
     spec = IOSpec.from_meta(datamodule.meta)
     family = MODELS.get(model_name).family
 
     L.seed_everything(cfg.seed, workers=True)
     net = build_model(model_name, spec, **OmegaConf.to_container(cfg.model.net, resolve=True))
-    module = ClassificationModule(
+    lit_class = MODULES[spec.target_kind]
+    module = lit_class(
         net,
         spec.num_classes,
         optimizer=instantiate(cfg.optimizer),
@@ -77,7 +82,7 @@ def train(cfg: DictConfig) -> float:
         logger = RunLogger(experiment_name=task, run_name=model_name, tracking_uri=uri,
                               run_id=run_id)  # fmt: skip
 
-        history = EpochHistory(out / "history.csv", ClassificationModule.history_keys)
+        history = EpochHistory(out / "history.csv", lit_class.history_keys)
         checkpoint = ModelCheckpoint(
             dirpath=out / "checkpoints", filename="best", monitor=module.monitor,
             mode=module.monitor_mode, save_top_k=1, auto_insert_metric_name=False,
@@ -94,7 +99,9 @@ def train(cfg: DictConfig) -> float:
         test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]
         if not is_main:
             return float("nan")
-        metrics = _summarise(cfg, family, net, out, test_metrics, fit_seconds, trainer)
+        metrics = _summarise(cfg, family, net, lit_class, out, test_metrics, fit_seconds, trainer)
+        metrics["baseline"] = datamodule.meta.get("baseline")
+        metrics["test_samples"] = len(datamodule.datasets["test"])
         write_json(out / "metrics.json", metrics)
         mlflow.log_metrics({k: metrics[k] for k in MEASURED})
         for name in ("history.csv", "metrics.json"):
@@ -103,13 +110,28 @@ def train(cfg: DictConfig) -> float:
     return metrics["best_val"]
 
 
+def with_model_settings(cfg: DictConfig) -> DictConfig:
+    """The config with the task's settings for this model (`task.per_model.<model>`) merged in.
+
+    A task may need a model to train differently (fewer epochs on long texts, a
+    smaller learning rate on long sequences); those settings live with the task,
+    as config, and are shown in the run's config.yaml. Override them on the
+    command line as `task.per_model.<model>.<key>=...`.
+    """
+    settings = cfg.task.get("per_model", {}).get(cfg.model.name)
+    if not settings:
+        return cfg
+    return OmegaConf.merge(cfg, settings)
+
+
 def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -> None:
     """Params, config and layer table reach MLflow before training, so a FAILED run keeps them."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     log_params(flatten(resolved))
     write_text(out / "config.yaml", OmegaConf.to_yaml(resolved))
+    example = [spec.example(1)] + ([torch.tensor([spec.steps])] if spec.variable_length else [])
     table = summary(
-        net, input_size=(1, *spec.input_shape), col_names=("output_size", "num_params"),
+        net, input_data=example, col_names=("output_size", "num_params"),
         depth=4, mode="eval", verbose=0, device="cpu",
     )  # fmt: skip
     write_text(out / "model_summary.txt", str(table) + "\n")
@@ -117,11 +139,12 @@ def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -
         mlflow.log_artifact(str(out / name))
 
 
-def _summarise(cfg, family, net, out, test_metrics, fit_seconds, trainer: L.Trainer) -> dict:
+def _summarise(cfg, family, net, lit_class, out, test_metrics, fit_seconds, trainer) -> dict:
     # Read back from history.csv: under ddp_spawn the callback lived in a child process.
-    name, key, scale = ClassificationModule.headline
+    name, key, scale, higher_is_better = lit_class.headline
     rows = read_history(out / "history.csv")
-    best_val = max(float(r[ClassificationModule.monitor]) for r in rows)
+    best = max if lit_class.monitor_mode == "max" else min
+    best_val = best(float(r[lit_class.monitor]) for r in rows)
     samples = sum(int(r["samples"]) for r in rows)
     batch_seconds = sum(float(r["train_seconds"]) for r in rows)
     return {
@@ -129,12 +152,13 @@ def _summarise(cfg, family, net, out, test_metrics, fit_seconds, trainer: L.Trai
         "model": cfg.model.name,
         "family": family,
         "metric": name,
-        "value": round(float(test_metrics[key]) * scale, 4),
+        "value": _round(float(test_metrics[key]) * scale),
+        "higher_is_better": higher_is_better,
         "params": count_parameters(net),
         "train_seconds": round(fit_seconds, 3),
         "samples_per_second": round(samples / batch_seconds, 1) if batch_seconds else 0.0,
         "epochs": len(rows),
-        "best_val": round(best_val * scale, 4),
+        "best_val": _round(best_val * scale),
         "test": {k: float(v) for k, v in test_metrics.items()},
         "profile": str(cfg.profile),
         "seed": int(cfg.seed),
@@ -142,3 +166,8 @@ def _summarise(cfg, family, net, out, test_metrics, fit_seconds, trainer: L.Trai
         "world_size": trainer.world_size,
         "mlflow_run_id": mlflow.active_run().info.run_id,
     }
+
+
+def _round(value: float) -> float:
+    """Four significant decimals: 99.2400 for accuracies, 5.8e-05 for small losses."""
+    return float(f"{value:.4g}") if abs(value) < 1 else round(value, 4)

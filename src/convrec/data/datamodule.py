@@ -1,4 +1,8 @@
-"""Serve a prepared task to Lightning: normalised tensors, plain DataLoaders."""
+"""Serve a prepared task to Lightning: normalised tensors, plain DataLoaders.
+
+A batch is `[x, y]`, or `[x, lengths, y]` for variable-length tasks (x is
+right-padded with zeros, also after normalisation, so padding reads as zeros).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from convrec.data.prepare import SPLITS, load_meta, load_split
+from convrec.errors import ConvrecError
 
 
 class BatchIndexedDataset(TensorDataset):
@@ -29,24 +34,53 @@ def keep_batch(batch: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 class PreparedDataModule(L.LightningDataModule):
-    def __init__(self, task_dir: Path, batch_size: int, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        task_dir: Path,
+        batch_size: int,
+        num_workers: int = 0,
+        limits: dict[str, int | None] | None = None,
+    ) -> None:
+        """`limits` caps a split to its first N samples ({"train": 6000}): a CPU-sized subset."""
         super().__init__()
         self.task_dir = Path(task_dir)
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.limits = {k: v for k, v in (limits or {}).items() if v is not None}
         self.meta = load_meta(self.task_dir)
+        unknown = set(self.limits) - set(SPLITS)
+        if unknown or any(not isinstance(v, int) or v < 1 for v in self.limits.values()):
+            raise ConvrecError(
+                f"split limits {self.limits} are invalid: use train/val/test with integers >= 1 "
+                f"(task.train_limit, task.test_limit) or null for the whole split"
+            )
         self.datasets: dict[str, BatchIndexedDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        mean = torch.tensor(self.meta["normalize"]["mean"])
-        std = torch.tensor(self.meta["normalize"]["std"])
-        shape = (1, -1) + (1,) * (len(self.meta["input_shape"]) - 1)  # broadcast over channels
         for split in SPLITS:
-            x, y = load_split(self.task_dir, split, verify_against=self.meta)
-            x = (x.float() - mean.view(shape)) / std.view(shape)
-            self.datasets[split] = BatchIndexedDataset(x, y)
+            tensors = load_split(self.task_dir, split, verify_against=self.meta)
+            limit = self.limits.get(split)
+            if limit is not None:
+                tensors = {k: v[:limit] for k, v in tensors.items()}
+            x = self._normalise(tensors["x"], tensors.get("lengths"))
+            lengths = [tensors["lengths"]] if "lengths" in tensors else []
+            parts = [x, *lengths, tensors["y"]]
+            self.datasets[split] = BatchIndexedDataset(*parts)
+
+    def _normalise(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        if x.dtype == torch.int64:  # token ids
+            return x
+        x = x.float()
+        stats = self.meta["normalize"]
+        if stats is not None:
+            shape = (1, -1) + (1,) * (x.dim() - 2)  # broadcast over channels
+            mean, std = torch.tensor(stats["mean"]), torch.tensor(stats["std"])
+            x = (x - mean.view(shape)) / std.clamp(min=1e-8).view(shape)
+        if lengths is not None:  # padding stays zero, as the models' own padding is
+            x = x * (torch.arange(x.shape[-1])[None, :] < lengths[:, None]).unsqueeze(1)
+        return x
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(

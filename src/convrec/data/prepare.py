@@ -10,59 +10,83 @@ import json
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from convrec.atomic import staged_dir, write_json
+from convrec.atomic import staged_dir, write_json, write_text
 from convrec.data.checksums import digest
-from convrec.data.tasks import TASKS, RawSplits
+from convrec.data.tasks import INPUT_KINDS, TARGET_KINDS, TASKS, RawSplits
 from convrec.errors import ConvrecError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPLITS = ("train", "val", "test")
 
 
-def prepare_task(task: DictConfig, prepared_root: Path, raw_root: Path) -> Path:
+def prepare_task(
+    task: DictConfig, prepared_root: Path, raw_root: Path, profile: str = "quick"
+) -> Path:
+    """`profile` picks the profile-dependent sizes of a task (`{quick: .., full: ..}` settings)."""
     loader = TASKS.get(task.name)
+    settings = OmegaConf.create(OmegaConf.to_container(task, resolve=True))
+    settings.profile = profile
     console = Console(stderr=True)
     with console.status(f"[bold]{task.name}[/]: fetching and verifying sources"):
-        raw = loader(task, raw_root)
+        raw = loader(settings, raw_root)
+    _check(raw, task.name)
     splits = _split(raw, int(task.val_size), int(task.split_seed))
-    mean, std = _channel_stats(splits["train"][0])
     out = prepared_root / task.name
     with staged_dir(out) as tmp:
         files = {}
-        for name, (x, y) in splits.items():
-            torch.save({"x": x.contiguous(), "y": y.contiguous()}, tmp / f"{name}.pt")
+        for name, tensors in splits.items():
+            torch.save({k: v.contiguous() for k, v in tensors.items()}, tmp / f"{name}.pt")
             files[f"{name}.pt"] = digest(tmp / f"{name}.pt")
-        write_json(
-            tmp / "meta.json",
-            {
-                "format_version": FORMAT_VERSION,
-                "task": task.name,
-                "input_kind": raw.input_kind,
-                "input_shape": list(raw.train_x.shape[1:]),
-                "num_classes": len(raw.class_names),
-                "class_names": raw.class_names,
-                "split_sizes": {name: len(y) for name, (_, y) in splits.items()},
-                "normalize": {"mean": mean, "std": std},
-                "split_seed": int(task.split_seed),
-                "sources": raw.sources,
-                "generator": raw.generator,
-                "files": files,
-            },
-        )
+        if raw.vocab is not None:  # one token per line; line i is id i
+            write_text(tmp / "vocab.txt", "".join(f"{token}\n" for token in raw.vocab))
+            files["vocab.txt"] = digest(tmp / "vocab.txt")
+        write_json(tmp / "meta.json", _meta(task, profile, raw, splits, files))
     console.print(
         f"[bold]{task.name}[/]: prepared "
-        + ", ".join(f"{n} {len(y)}" for n, (_, y) in splits.items())
+        + ", ".join(f"{n} {len(t['y'])}" for n, t in splits.items())
         + f" -> {out}"
     )
     return out
 
 
-def _split(
-    raw: RawSplits, val_size: int, seed: int
-) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def _meta(task, profile: str, raw: RawSplits, splits: dict, files: dict) -> dict:
+    train = splits["train"]
+    float_input = raw.input_kind != "tokens"
+    stats = _channel_stats(train["x"], train.get("lengths")) if float_input else None
+    return {
+        "format_version": FORMAT_VERSION,
+        "task": task.name,
+        "profile": profile,
+        "input_kind": raw.input_kind,
+        "input_shape": list(raw.train_x.shape[1:]),
+        "target_kind": raw.target_kind,
+        "num_classes": len(raw.class_names),
+        "class_names": raw.class_names,
+        "vocab_size": len(raw.vocab) if raw.vocab is not None else 0,
+        "variable_length": raw.train_lengths is not None,
+        "image_view": raw.image_view,
+        "split_sizes": {name: len(t["y"]) for name, t in splits.items()},
+        "normalize": {"mean": stats[0], "std": stats[1]} if stats and raw.normalize else None,
+        "baseline": raw.baseline,
+        "split_seed": int(task.split_seed),
+        "sources": raw.sources,
+        "generator": raw.generator,
+        "files": files,
+    }
+
+
+def _check(raw: RawSplits, name: str) -> None:
+    """A loader bug must not reach the prepared data; these are programming errors."""
+    assert raw.input_kind in INPUT_KINDS, f"{name}: input_kind {raw.input_kind!r}"
+    assert raw.target_kind in TARGET_KINDS, f"{name}: target_kind {raw.target_kind!r}"
+    assert (raw.train_lengths is None) == (raw.test_lengths is None), f"{name}: lengths"
+    assert (raw.input_kind == "tokens") == (raw.vocab is not None), f"{name}: vocab"
+
+
+def _split(raw: RawSplits, val_size: int, seed: int) -> dict[str, dict[str, torch.Tensor]]:
     n = len(raw.train_y)
     if not 0 < val_size < n:
         raise ConvrecError(
@@ -70,17 +94,28 @@ def _split(
         )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:val_size].sort().values, order[val_size:].sort().values
+
+    def pick(x, y, lengths, index=None) -> dict[str, torch.Tensor]:
+        tensors = {"x": x, "y": y} | ({"lengths": lengths} if lengths is not None else {})
+        return {k: v[index] if index is not None else v for k, v in tensors.items()}
+
     return {
-        "train": (raw.train_x[train_idx], raw.train_y[train_idx]),
-        "val": (raw.train_x[val_idx], raw.train_y[val_idx]),
-        "test": (raw.test_x, raw.test_y),
+        "train": pick(raw.train_x, raw.train_y, raw.train_lengths, train_idx),
+        "val": pick(raw.train_x, raw.train_y, raw.train_lengths, val_idx),
+        "test": pick(raw.test_x, raw.test_y, raw.test_lengths),
     }
 
 
-def _channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of the training inputs, in their stored units."""
+def _channel_stats(
+    x: torch.Tensor, lengths: torch.Tensor | None
+) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the training inputs, in their stored units; padding excluded."""
     per_channel = x.transpose(0, 1).reshape(x.shape[1], -1).double()
-    return per_channel.mean(1).tolist(), per_channel.std(1).tolist()
+    if lengths is None:
+        return per_channel.mean(1).tolist(), per_channel.std(1).tolist()
+    real = (torch.arange(x.shape[-1])[None, :] < lengths[:, None]).reshape(-1)
+    values = per_channel[:, real]
+    return values.mean(1).tolist(), values.std(1).tolist()
 
 
 def load_meta(task_dir: Path) -> dict:
@@ -100,5 +135,8 @@ def load_split(task_dir: Path, split: str, verify_against: dict | None = None):
             f"{path} does not match the checksum in meta.json; prepare the task again "
             f"(`uv run dvc repro prepare@{task_dir.name} --force`)"
         )
-    data = torch.load(path, weights_only=True)
-    return data["x"], data["y"]
+    return torch.load(path, weights_only=True)  # {"x", "y"} and "lengths" when variable
+
+
+def load_vocab(task_dir: Path) -> list[str]:
+    return (task_dir / "vocab.txt").read_text().split("\n")[:-1]

@@ -3,7 +3,7 @@ official train and test splits; `convrec.data.prepare` does the rest."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,19 +12,48 @@ from omegaconf import DictConfig
 
 from convrec.registry import Registry
 
+INPUT_KINDS = ("image", "sequence", "tokens")
+TARGET_KINDS = ("class", "steps", "value")
+PAD, UNK = "<pad>", "<unk>"  # token ids 0 and 1 of every vocabulary
+
 
 @dataclass
 class RawSplits:
-    """The official splits of a task, before validation is carved out of train."""
+    """The official splits of a task, before validation is carved out of train.
+
+    Inputs: "image" (N, C, H, W) float or uint8; "sequence" (N, C, T) float;
+    "tokens" (N, T) int64 ids into `vocab` (0 is padding). Variable-length
+    sequences and token lists are right-padded with zeros to the longest one and
+    carry their true lengths in `train_lengths` / `test_lengths`.
+    Targets: "class" (N,) int64; "steps" (N, T) int64, one label per step;
+    "value" (N,) float32, a regression target.
+    """
 
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    input_kind: str  # "image" (N, C, H, W) or "sequence" (N, C, T)
-    class_names: list[str]
+    input_kind: str
+    class_names: list[str]  # output classes ("class" and "steps" targets); [] for "value"
+    target_kind: str = "class"
+    train_lengths: torch.Tensor | None = None  # (N,) int64, only for variable-length inputs
+    test_lengths: torch.Tensor | None = None
+    vocab: list[str] | None = None  # "tokens" inputs: id -> token, built from train only
+    normalize: bool = True  # per-channel standardisation of float inputs (train statistics)
+    image_view: bool = False  # a (N, C, T) sequence that 2-D CNNs should see as (N, 1, C, T)
+    baseline: dict | None = None  # a trivial predictor's score: {"value", "what"}
     sources: dict[str, str] = field(default_factory=dict)  # file -> sha256
     generator: dict = field(default_factory=dict)  # settings of a procedural generator
+
+
+def by_profile(value, profile: str):
+    """A task setting that depends on the profile ({quick: ..., full: ...}) or not.
+
+    Profiles other than quick and full (tiny) use the quick value.
+    """
+    if isinstance(value, Mapping) and "quick" in value:
+        return value[profile] if profile in value else value["quick"]
+    return value
 
 
 Loader = Callable[[DictConfig, Path], RawSplits]
