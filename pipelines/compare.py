@@ -13,6 +13,6 @@ if __name__ == "__main__":
     root = project_root()
     with user_errors():
         runs = OmegaConf.load(root / "conf" / "pipeline.yaml").runs
-        out = write_reports(root / "results", runs.values(), root / "reports")
+        out = write_reports(root / "results", runs.values(), root / "reports", root / "conf/task")
     Console().print(f"leaderboard: {out / 'leaderboard.md'}")
     Console().print(Path(out / "leaderboard.md").read_text())

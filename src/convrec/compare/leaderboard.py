@@ -1,4 +1,8 @@
-"""Collect every run's metrics.json into one table; a run that left none shows as missing."""
+"""Collect every run's metrics.json into one table beside the published numbers.
+
+A run that left no metrics shows as missing; a reference whose model the lab
+did not run is still listed under its task.
+"""
 
 from __future__ import annotations
 
@@ -10,51 +14,103 @@ from pathlib import Path
 import pandas as pd
 
 COLUMNS = [
-    "task", "model", "family", "metric", "value", "params", "train_seconds",
-    "samples_per_second", "epochs", "best_val", "profile", "status", "mlflow_run_id",
+    "task", "model", "family", "metric", "value", "reference", "delta", "reference_source",
+    "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second", "epochs",
+    "best_val", "profile", "status", "mlflow_run_id",
 ]  # fmt: skip
 
 
-def collect(results: Path, runs: Iterable[Mapping[str, str]]) -> pd.DataFrame:
+def collect(
+    results: Path, runs: Iterable[Mapping[str, str]], references: pd.DataFrame | None = None
+) -> pd.DataFrame:
     rows = []
     for run in runs:
         path = results / run["task"] / run["model"] / "metrics.json"
         if path.is_file():
-            rows.append({**json.loads(path.read_text()), "status": "ok"})
+            metrics = json.loads(path.read_text())
+            baseline = (metrics.get("baseline") or {}).get("value")
+            rows.append({**metrics, "baseline": baseline, "status": "ok"})
         else:
             rows.append({"task": run["task"], "model": run["model"], "status": "missing"})
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    return table.sort_values(["task", "value"], ascending=[True, False], na_position="last")
+    if references is not None and len(references):
+        table = _beside_references(table, references)
+    return _ranked(table)
+
+
+def _beside_references(table: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
+    matched = references.dropna(subset=["model"]).drop_duplicates(["task", "model"])
+    table = table.drop(columns=["reference", "reference_source"]).merge(
+        matched, on=["task", "model"], how="left"
+    )
+    table["delta"] = table["value"] - table["reference"]
+    ran = set(zip(table["task"], table["model"], strict=True))
+    unmatched = references[
+        [(t, m) not in ran for t, m in zip(references["task"], references["model"], strict=True)]
+    ]
+    published = unmatched[unmatched["task"].isin(table["task"])].assign(status="published")
+    published = published.assign(model=published["model"].fillna("(published)"))
+    table = pd.concat([table, published], ignore_index=True)
+    return table.reindex(columns=COLUMNS)
+
+
+def _ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """Best first within each task: descending accuracy, ascending loss or error."""
+    lower = table.groupby("task")["higher_is_better"].transform(
+        lambda s: s.dropna().eq(False).any()
+    )
+    key = table["value"].where(lower, -table["value"])
+    order = (
+        table.assign(_published=table["status"].eq("published"), _key=key)
+        .sort_values(["task", "_published", "_key"], na_position="last")
+        .index
+    )
+    return table.loc[order].reset_index(drop=True)
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    lines = ["# Leaderboard", "", "Test-set headline metric of every run, best first per task.", ""]
-    shown = [
-        "model",
-        "family",
-        "value",
-        "params",
-        "train_seconds",
-        "samples_per_second",
-        "epochs",
-        "status",
+    lines = [
+        "# Leaderboard",
+        "",
+        "Test-set headline metric of every run, best first per task, beside the published",
+        "number for the same model where there is one (delta = ours - published).",
+        "",
     ]
+    shown = ["model", "family", "value", "reference", "delta", "params", "train_seconds",
+             "samples_per_second", "epochs", "status"]  # fmt: skip
     for task, group in table.groupby("task", sort=True):
-        metric = group["metric"].dropna().iloc[0] if group["metric"].notna().any() else "metric"
-        lines += [f"## {task} ({metric}, %)", ""]
+        runs = group[group["status"] != "published"]
+        metric = runs["metric"].dropna().iloc[0] if runs["metric"].notna().any() else "metric"
+        lower = runs["higher_is_better"].dropna().eq(False).any()
+        unit = "%" if metric == "accuracy" else ("lower is better" if lower else "")
+        lines += [f"## {task} ({metric}{', ' + unit if unit else ''})", ""]
         lines.append("| " + " | ".join(shown) + " |")
         lines.append("|" + "---|" * len(shown))
         for _, row in group.iterrows():
             lines.append("| " + " | ".join(_cell(row[c]) for c in shown) + " |")
         lines.append("")
+        baseline = runs["baseline"].dropna()
+        if len(baseline):
+            lines += [f"Trivial baseline: {_cell(baseline.iloc[0])}.", ""]
+        sources = group[["model", "reference", "reference_source"]].dropna()
+        if len(sources):
+            lines.append("Published numbers:")
+            for _, row in sources.iterrows():
+                lines.append(f"- {row['model']}: {_cell(row['reference'])}, "
+                             f"{row['reference_source']}")  # fmt: skip
+            lines.append("")
     return "\n".join(lines)
 
 
 def _cell(value) -> str:
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, Integral):
         return f"{value:,}"
     if isinstance(value, Real):
         if pd.isna(value):
             return "-"
+        if value != 0 and abs(value) < 0.01:
+            return f"{value:.2e}"
         return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
     return str(value)

@@ -33,13 +33,18 @@ def accuracy_vs_params(table: pd.DataFrame, path: Path) -> None:
                         xytext=(4, 4), fontsize=8)  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("trainable parameters")
-        ax.set_ylabel(f"test {group['metric'].iloc[0]} (%)")
+        metric = group["metric"].iloc[0]
+        if group["higher_is_better"].eq(False).any():  # losses and errors span decades
+            ax.set_yscale("log")
+            ax.set_ylabel(f"test {metric} (lower is better)")
+        else:
+            ax.set_ylabel(f"test {metric} (%)")
         ax.set_title(task)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")
-    fig.suptitle("Accuracy vs parameters, per task")
+    fig.suptitle("Test metric vs parameters, per task")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
