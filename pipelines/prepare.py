@@ -19,7 +19,7 @@ def main(cfg: DictConfig) -> None:
 
     root = project_root()
     with user_errors():
-        prepare_task(cfg.task, root / cfg.paths.prepared, root / cfg.paths.raw)
+        prepare_task(cfg.task, root / cfg.paths.prepared, root / cfg.paths.raw, str(cfg.profile))
 
 
 if __name__ == "__main__":

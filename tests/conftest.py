@@ -55,19 +55,33 @@ def mirror() -> Path:
 
 
 @pytest.fixture(scope="session")
-def prepared_root(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
-    """Every task of the pipeline, prepared once for the session by the real prepare code."""
+def prepared(tmp_path_factory: pytest.TempPathFactory, mirror: Path):
+    """`prepared(task, ...)` prepares tasks once per session, by the real prepare code, and
+    returns the folder that holds them."""
     from convrec.data.prepare import prepare_task
 
     root = tmp_path_factory.mktemp("prepared")
-    old = os.environ.get("CONVREC_DATA_MIRROR")
-    os.environ["CONVREC_DATA_MIRROR"] = str(mirror)
-    try:
-        for task in pipeline().tasks:
-            prepare_task(compose_config("prepare", [f"task={task}"]).task, root, root / "raw")
-    finally:
-        if old is None:
-            os.environ.pop("CONVREC_DATA_MIRROR")
-        else:
-            os.environ["CONVREC_DATA_MIRROR"] = old
-    return root
+
+    def ensure(*tasks: str) -> Path:
+        missing = [t for t in tasks if not (root / t / "meta.json").is_file()]
+        if not missing:
+            return root
+        old = os.environ.get("CONVREC_DATA_MIRROR")
+        os.environ["CONVREC_DATA_MIRROR"] = str(mirror)
+        try:
+            for task in missing:
+                prepare_task(compose_config("prepare", [f"task={task}"]).task, root, root / "raw")
+        finally:
+            if old is None:
+                os.environ.pop("CONVREC_DATA_MIRROR")
+            else:
+                os.environ["CONVREC_DATA_MIRROR"] = old
+        return root
+
+    return ensure
+
+
+@pytest.fixture(scope="session")
+def prepared_root(prepared) -> Path:
+    """The small task the training tests fit on (MNIST-1D), prepared."""
+    return prepared("mnist1d")

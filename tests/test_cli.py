@@ -13,8 +13,8 @@ from convrec.errors import ConvrecError
 @pytest.mark.parametrize(
     ("script", "args", "message"),
     [
-        ("train.py", ["model=resnet9000"], "unknown model 'resnet9000'; known: cnn"),
-        ("train.py", ["task=cifar100"], "unknown task 'cifar100'; known: fashion_mnist"),
+        ("train.py", ["model=resnet9000"], "unknown model 'resnet9000'; known: bilstm, cnn"),
+        ("train.py", ["task=cifar100"], "unknown task 'cifar100'; known: adding, arrowhead"),
         ("train.py", ["-m", "model=cnn,nope"], "unknown model 'nope'"),
         ("prepare.py", ["task=nope"], "unknown task 'nope'"),
         ("train.py", ["trainer.max_epochs=-1"], "trainer.max_epochs=-1 is invalid: it must be"),

@@ -8,20 +8,25 @@ from convrec.data.datamodule import PreparedDataModule
 from convrec.errors import ConvrecError
 from convrec.models import build_model
 from convrec.models.spec import IOSpec
+from convrec.training import with_model_settings
 
 RUNS = list(pipeline().runs.values())
 
 
 @pytest.mark.parametrize("run", RUNS, ids=[f"{r.task}-{r.model}" for r in RUNS])
-def test_every_run_of_the_pipeline_composes_and_builds(run, prepared_root):
-    cfg = compose_config("train", [f"task={run.task}", f"model={run.model}"])
+def test_every_run_of_the_pipeline_composes_and_builds(run, prepared):
+    cfg = with_model_settings(compose_config("train", [f"task={run.task}", f"model={run.model}"]))
     check_config(cfg)
     assert cfg.trainer.max_epochs == cfg.task.max_epochs.quick  # quick is the default profile
-    data = PreparedDataModule(prepared_root / run.task, batch_size=4)
+    data = PreparedDataModule(prepared(run.task) / run.task, batch_size=4)
     data.setup()
-    x, y = next(iter(data.train_dataloader()))
-    net = build_model(run.model, IOSpec.from_meta(data.meta), **cfg.model.net)
-    assert net(x).shape == (4, data.meta["num_classes"])
+    x, *lengths, y = next(iter(data.train_dataloader()))
+    spec = IOSpec.from_meta(data.meta)
+    net = build_model(run.model, spec, **cfg.model.net)
+    out = net(x, *lengths)
+    assert out.shape[0] == 4 and out.shape[1:] == y.shape[1:] + (
+        (spec.num_classes,) if spec.target_kind != "value" else ()
+    )
 
 
 @pytest.mark.parametrize("profile", ["quick", "full", "tiny"])
@@ -62,7 +67,7 @@ def test_seed_zero_is_a_valid_seed():
 def test_unknown_registry_names_are_refused():
     cfg = compose_config("train")
     cfg.model.name = "nope"
-    with pytest.raises(ConvrecError, match="unknown model 'nope'; known: cnn, cnn_lstm"):
+    with pytest.raises(ConvrecError, match="unknown model 'nope'; known: bilstm, cnn, cnn_lstm"):
         check_config(cfg)
 
 

@@ -36,6 +36,7 @@ RULES: list[tuple[str, Callable[[object], bool], str]] = [
     ("trainer.max_epochs", _int_at_least(1), "an integer >= 1"),
     ("trainer.gradient_clip_val", _optional(_positive), "null or a number > 0"),
     ("optimizer.lr", _positive, "a number > 0"),
+    ("task.select", lambda v: v in (None, "val", "last"), "val (best validation score) or last"),
 ]
 
 

@@ -83,9 +83,13 @@ def train(cfg: DictConfig) -> float:
                               run_id=run_id)  # fmt: skip
 
         history = EpochHistory(out / "history.csv", lit_class.history_keys)
+        # "last": a validation split of a handful of series (UCR) cannot pick an epoch, so the
+        # final one is tested (the learning rate has annealed to ~0 by then).
+        by_val = cfg.task.get("select", "val") == "val"
         checkpoint = ModelCheckpoint(
-            dirpath=out / "checkpoints", filename="best", monitor=module.monitor,
-            mode=module.monitor_mode, save_top_k=1, auto_insert_metric_name=False,
+            dirpath=out / "checkpoints", filename="best", save_top_k=1,
+            monitor=module.monitor if by_val else None, mode=module.monitor_mode,
+            auto_insert_metric_name=False,
         )  # fmt: skip
         trainer: L.Trainer = instantiate(
             cfg.trainer,
@@ -101,6 +105,7 @@ def train(cfg: DictConfig) -> float:
             return float("nan")
         metrics = _summarise(cfg, family, net, lit_class, out, test_metrics, fit_seconds, trainer)
         metrics["baseline"] = datamodule.meta.get("baseline")
+        datamodule.setup("test")  # a no-op unless fit ran in spawned DDP processes
         metrics["test_samples"] = len(datamodule.datasets["test"])
         write_json(out / "metrics.json", metrics)
         mlflow.log_metrics({k: metrics[k] for k in MEASURED})
@@ -111,17 +116,21 @@ def train(cfg: DictConfig) -> float:
 
 
 def with_model_settings(cfg: DictConfig) -> DictConfig:
-    """The config with the task's settings for this model (`task.per_model.<model>`) merged in.
+    """The config with the task's run settings merged in: `task.settings` for every model, then
+    `task.per_model.<model>` for this one.
 
     A task may need a model to train differently (fewer epochs on long texts, a
     smaller learning rate on long sequences); those settings live with the task,
     as config, and are shown in the run's config.yaml. Override them on the
     command line as `task.per_model.<model>.<key>=...`.
     """
-    settings = cfg.task.get("per_model", {}).get(cfg.model.name)
-    if not settings:
+    settings = [
+        cfg.task.get("settings") or {},
+        cfg.task.get("per_model", {}).get(cfg.model.name) or {},
+    ]
+    if not any(settings):
         return cfg
-    return OmegaConf.merge(cfg, settings)
+    return OmegaConf.merge(cfg, *settings)
 
 
 def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -> None:
