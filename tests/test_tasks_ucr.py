@@ -47,8 +47,9 @@ def test_each_task_loads_its_official_split(task):
     assert torch.isfinite(raw.train_x).all() and torch.isfinite(raw.test_x).all()
     assert 0 < raw.baseline["value"] < 100
 
+    # Fawaz et al.'s protocol: the whole official train split trains, the final epoch is tested.
     cfg = compose_config("prepare", [f"task={task}"]).task
-    assert len(classes) <= cfg.val_size < n_train  # a small validation carve-out of train
+    assert cfg.val_size == 0 and cfg.select == "last"
 
 
 @pytest.mark.parametrize("task", sorted(OFFICIAL))
@@ -96,9 +97,12 @@ def test_a_changed_file_fails_its_checksum(tmp_path, monkeypatch):
         ucr.load_dataset("gunpoint")
 
 
-def test_prepare_carves_validation_out_of_train(tmp_path):
+def test_prepare_keeps_the_whole_train_split_or_carves_validation_out_of_it(tmp_path):
     task = compose_config("prepare", ["task=japanese_vowels"]).task
     meta = load_meta(prepare_task(task, tmp_path / "prepared", tmp_path / "raw"))
-    assert meta["split_sizes"] == {"train": 240, "val": 30, "test": 370}
+    assert meta["split_sizes"] == {"train": 270, "val": 0, "test": 370}
+    task.val_size = 30
+    carved = load_meta(prepare_task(task, tmp_path / "carved", tmp_path / "raw"))
+    assert carved["split_sizes"] == {"train": 240, "val": 30, "test": 370}
     assert meta["input_shape"] == [12, 29] and meta["variable_length"]
     assert meta["sources"] == loaded("japanese_vowels").sources

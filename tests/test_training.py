@@ -1,6 +1,7 @@
 """A short real fit through the Lightning Trainer, recorded in a temporary SQLite MLflow store."""
 
 import json
+import math
 
 import mlflow
 import pytest
@@ -86,3 +87,17 @@ def test_a_crash_ends_the_run_failed_and_publishes_nothing(project, prepared_roo
     assert run.info.status == "FAILED"
     results = project / "results" / "mnist1d"
     assert not results.exists() or not any(results.iterdir())
+
+
+def test_a_task_without_validation_trains_on_all_of_train_and_tests_the_last_epoch(
+    project, prepared
+):
+    root = prepared("italy_power_demand")  # val_size 0, select: last (Fawaz et al.'s protocol)
+    cfg, _ = tiny_run(project, root, "task=italy_power_demand", "model=fcn",
+                      "trainer.max_epochs=3", "trainer.limit_train_batches=null")  # fmt: skip
+    assert math.isnan(train(cfg))  # there is no validation score to return
+    metrics = json.loads((project / "results/italy_power_demand/fcn/metrics.json").read_text())
+    assert metrics["best_val"] is None and metrics["epochs"] == 3
+    history = (project / "results/italy_power_demand/fcn/history.csv").read_text().splitlines()
+    assert [int(row.split(",")[-2]) for row in history[1:]] == [67] * 3  # every train series
+    assert all(row.split(",")[3:5] == ["", ""] for row in history[1:])  # no val/loss, val/acc

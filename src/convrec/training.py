@@ -43,7 +43,8 @@ MEASURED = ("params", "train_seconds", "samples_per_second")  # also logged as M
 
 
 def train(cfg: DictConfig) -> float:
-    """Fit, test the best checkpoint, record everything; return the monitored validation score."""
+    """Fit, test the best checkpoint, record everything; return the monitored validation score
+    (NaN for a task without a validation split)."""
     cfg = with_model_settings(cfg)
     check_config(cfg)
     root = project_root()
@@ -84,8 +85,10 @@ def train(cfg: DictConfig) -> float:
 
         history = EpochHistory(out / "history.csv", lit_class.history_keys)
         # "last": a validation split of a handful of series (UCR) cannot pick an epoch, so the
-        # final one is tested (the learning rate has annealed to ~0 by then).
+        # final one is tested (the learning rate has annealed to ~0 by then). Such tasks may
+        # train on the whole official train split (val_size 0), as their papers do.
         by_val = cfg.task.get("select", "val") == "val"
+        no_val = datamodule.meta["split_sizes"]["val"] == 0
         checkpoint = ModelCheckpoint(
             dirpath=out / "checkpoints", filename="best", save_top_k=1,
             monitor=module.monitor if by_val else None, mode=module.monitor_mode,
@@ -96,6 +99,7 @@ def train(cfg: DictConfig) -> float:
             callbacks=[checkpoint, history, RichProgressBar()],
             logger=logger,
             default_root_dir=str(out),
+            **({"limit_val_batches": 0} if no_val else {}),
         )
         started = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
@@ -112,7 +116,7 @@ def train(cfg: DictConfig) -> float:
         for name in ("history.csv", "metrics.json"):
             mlflow.log_artifact(str(out / name))
         mlflow.log_artifacts(str(out / "checkpoints"), artifact_path="checkpoints")
-    return metrics["best_val"]
+    return metrics["best_val"] if metrics["best_val"] is not None else float("nan")
 
 
 def with_model_settings(cfg: DictConfig) -> DictConfig:
@@ -153,7 +157,8 @@ def _summarise(cfg, family, net, lit_class, out, test_metrics, fit_seconds, trai
     name, key, scale, higher_is_better = lit_class.headline
     rows = read_history(out / "history.csv")
     best = max if lit_class.monitor_mode == "max" else min
-    best_val = best(float(r[lit_class.monitor]) for r in rows)
+    scores = [float(r[lit_class.monitor]) for r in rows if r[lit_class.monitor] != ""]
+    best_val = best(scores) if scores else None  # None: the task has no validation split
     samples = sum(int(r["samples"]) for r in rows)
     batch_seconds = sum(float(r["train_seconds"]) for r in rows)
     return {
@@ -167,7 +172,7 @@ def _summarise(cfg, family, net, lit_class, out, test_metrics, fit_seconds, trai
         "train_seconds": round(fit_seconds, 3),
         "samples_per_second": round(samples / batch_seconds, 1) if batch_seconds else 0.0,
         "epochs": len(rows),
-        "best_val": _round(best_val * scale),
+        "best_val": _round(best_val * scale) if best_val is not None else None,
         "test": {k: float(v) for k, v in test_metrics.items()},
         "profile": str(cfg.profile),
         "seed": int(cfg.seed),

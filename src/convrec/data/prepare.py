@@ -33,6 +33,11 @@ def prepare_task(
     with console.status(f"[bold]{task.name}[/]: fetching and verifying sources"):
         raw = loader(settings, raw_root)
     _check(raw, task.name)
+    if int(task.val_size) == 0 and task.get("select", "val") != "last":
+        raise ConvrecError(
+            f"task {task.name}: val_size=0 leaves no validation split to pick the best epoch by; "
+            f"set select: last or val_size >= 1 in conf/task/{task.name}.yaml"
+        )
     splits = _split(raw, int(task.val_size), int(task.split_seed))
     out = prepared_root / task.name
     with staged_dir(out) as tmp:
@@ -87,10 +92,11 @@ def _check(raw: RawSplits, name: str) -> None:
 
 
 def _split(raw: RawSplits, val_size: int, seed: int) -> dict[str, dict[str, torch.Tensor]]:
+    """Carve `val_size` samples out of train; 0 leaves an empty validation split."""
     n = len(raw.train_y)
-    if not 0 < val_size < n:
+    if not 0 <= val_size < n:
         raise ConvrecError(
-            f"task.val_size={val_size} must be between 1 and {n - 1} (the train split has {n})"
+            f"task.val_size={val_size} must be between 0 and {n - 1} (the train split has {n})"
         )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:val_size].sort().values, order[val_size:].sort().values
