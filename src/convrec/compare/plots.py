@@ -45,7 +45,7 @@ def accuracy_vs_params(table: pd.DataFrame, path: Path) -> None:
     for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")
     fig.suptitle("Test metric vs parameters, per task")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))  # keep the first row's titles clear of the suptitle
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
