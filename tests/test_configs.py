@@ -52,10 +52,11 @@ def test_every_trainer_config_composes(trainer):
         ("model.lr=-0.1", r"optimizer.lr=-0.1 is invalid: it must be a number > 0"),
         ("seed=-3", r"seed=-3 is invalid"),
         ("trainer.gradient_clip_val=-1", r"gradient_clip_val=-1 is invalid"),
+        ("task=gunpoint task.select=val", r"gunpoint: val_size=0 leaves no validation split"),
     ],
 )
 def test_invalid_values_are_refused_with_the_fix(override, message):
-    cfg = compose_config("train", [override])
+    cfg = compose_config("train", override.split())
     with pytest.raises(ConvrecError, match=message):
         check_config(cfg)
 

@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import compose_config
 from convrec.data.datamodule import PreparedDataModule
+from convrec.lit.history import read_history
 from convrec.training import train
 
 METRICS_KEYS = {"task", "model", "family", "metric", "value", "params", "train_seconds",
@@ -98,6 +99,6 @@ def test_a_task_without_validation_trains_on_all_of_train_and_tests_the_last_epo
     assert math.isnan(train(cfg))  # there is no validation score to return
     metrics = json.loads((project / "results/italy_power_demand/fcn/metrics.json").read_text())
     assert metrics["best_val"] is None and metrics["epochs"] == 3
-    history = (project / "results/italy_power_demand/fcn/history.csv").read_text().splitlines()
-    assert [int(row.split(",")[-2]) for row in history[1:]] == [67] * 3  # every train series
-    assert all(row.split(",")[3:5] == ["", ""] for row in history[1:])  # no val/loss, val/acc
+    history = read_history(project / "results/italy_power_demand/fcn/history.csv")
+    assert [int(row["samples"]) for row in history] == [67] * 3  # every train series
+    assert all(row["val/loss"] == row["val/acc"] == "" for row in history)

@@ -40,6 +40,15 @@ RULES: list[tuple[str, Callable[[object], bool], str]] = [
 ]
 
 
+def check_validation_split(task: DictConfig) -> None:
+    """A task without a validation split (val_size 0) has no score to pick an epoch by."""
+    if task.get("val_size") == 0 and task.get("select", "val") != "last":
+        raise ConvrecError(
+            f"task {task.name}: val_size=0 leaves no validation split to pick the best epoch by; "
+            f"set select: last or val_size >= 1 in conf/task/{task.name}.yaml"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     try:
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
@@ -55,3 +64,4 @@ def check_config(cfg: DictConfig) -> None:
                 f"{key}={value!r} is invalid: it must be {requirement}; "
                 f"pass {key}=<value> or fix it in conf/"
             )
+    check_validation_split(cfg.task)

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from convrec.atomic import staged_dir, write_json, write_text
+from convrec.config_check import check_validation_split
 from convrec.data.checksums import digest
 from convrec.data.tasks import INPUT_KINDS, TARGET_KINDS, TASKS, RawSplits
 from convrec.errors import ConvrecError
@@ -33,11 +34,7 @@ def prepare_task(
     with console.status(f"[bold]{task.name}[/]: fetching and verifying sources"):
         raw = loader(settings, raw_root)
     _check(raw, task.name)
-    if int(task.val_size) == 0 and task.get("select", "val") != "last":
-        raise ConvrecError(
-            f"task {task.name}: val_size=0 leaves no validation split to pick the best epoch by; "
-            f"set select: last or val_size >= 1 in conf/task/{task.name}.yaml"
-        )
+    check_validation_split(task)
     splits = _split(raw, int(task.val_size), int(task.split_seed))
     out = prepared_root / task.name
     with staged_dir(out) as tmp:
