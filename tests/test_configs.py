@@ -85,5 +85,7 @@ def test_dvc_pipeline_trains_every_run_and_tracks_its_config_files():
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
     train = dvc["stages"]["train"]
     assert train["foreach"] == "${runs}"
-    params = [next(iter(p)) if isinstance(p, dict) else p for p in train["do"]["params"]]
-    assert "conf/model/${item.model}.yaml" in params and "conf/task/${item.task}.yaml" in params
+    deps = train["do"]["deps"]
+    for config in ("train", "trainer/cpu", "profile/${profile}", "task/${item.task}",
+                   "model/${item.model}"):  # fmt: skip
+        assert f"conf/{config}.yaml" in deps, config
