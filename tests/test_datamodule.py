@@ -55,3 +55,17 @@ def test_cutting_the_padding_never_changes_a_text_models_prediction():
         net = build_model(name, spec).eval()
         with torch.no_grad():
             torch.testing.assert_close(net(x, batch_lengths), net(ids, lengths), msg=name)
+
+
+def test_a_batch_cut_to_one_token_still_runs_through_every_text_model():
+    spec = IOSpec(input_kind="tokens", input_shape=(30,), vocab_size=50, variable_length=True,
+                  target_kind="class", num_classes=2)  # fmt: skip
+    ids = torch.zeros(3, 30, dtype=torch.long)
+    ids[:, 0] = torch.tensor([5, 7, 9])
+    data = BatchIndexedDataset(ids, torch.ones(3, dtype=torch.long), torch.zeros(3), trim=True)
+    x, lengths, _ = data.__getitems__([0, 1, 2])
+    assert x.shape == (3, 1)  # SST-2 has one-word phrases: such a batch broke the CNN+LSTM's pooling
+    for name in ("textcnn", "bilstm", "cnn_lstm", "lstm", "gru", "tcn", "fcn", "resnet1d", "lstm_fcn"):
+        net = build_model(name, spec).eval()
+        with torch.no_grad():
+            assert net(x, lengths).shape == (3, 2), name

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from convrec.models import MODELS
@@ -58,6 +59,8 @@ class CNNLSTM(nn.Module):
         if self.as_image:
             in_channels, dims = 1, 2
         self.shrink = pool_size if pool is not None else 1  # each block divides the length
+        # Pooling needs this many steps; a batch of one-word phrases is cut to one step.
+        self.min_steps = self.shrink ** len(channels)
         self.blocks = nn.ModuleList()
         for width in channels:
             self.blocks.append(ConvStack(in_channels, dims, [width], pool=pool,
@@ -89,5 +92,8 @@ class CNNLSTM(nn.Module):
         return x, lengths
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        features, lengths = self._features(self._prepare(x, lengths), lengths)
+        x = self._prepare(x, lengths)
+        if x.dim() == 3:  # zeros past the end, as padding reads; lengths keep them unread
+            x = F.pad(x, (0, max(0, self.min_steps - x.shape[-1])))
+        features, lengths = self._features(x, lengths)
         return self.head(last_state(self.rnn, pack(columns_as_sequence(features), lengths)))
