@@ -127,7 +127,10 @@ class PreparedDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]
-        if shuffle and dataset.trim:
+        # Under DDP Lightning shards the data by swapping in a DistributedSampler, which a
+        # custom batch sampler does not take: there, text batches are shuffled plainly.
+        single_process = self.trainer is None or self.trainer.world_size == 1
+        if shuffle and dataset.trim and single_process:
             # Seeded from torch's global RNG, which Lightning's seed_everything has set.
             seed = int(torch.randint(2**31, (1,)))
             batching = {"batch_sampler": LengthBucketSampler(dataset.tensors[1], self.batch_size,
