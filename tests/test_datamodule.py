@@ -64,8 +64,10 @@ def test_a_batch_cut_to_one_token_still_runs_through_every_text_model():
     ids[:, 0] = torch.tensor([5, 7, 9])
     data = BatchIndexedDataset(ids, torch.ones(3, dtype=torch.long), torch.zeros(3), trim=True)
     x, lengths, _ = data.__getitems__([0, 1, 2])
-    assert x.shape == (3, 1)  # SST-2 has one-word phrases: such a batch broke the CNN+LSTM's pooling
-    for name in ("textcnn", "bilstm", "cnn_lstm", "lstm", "gru", "tcn", "fcn", "resnet1d", "lstm_fcn"):
+    assert x.shape == (3, 1)  # SST-2 has one-word phrases: such a batch broke CNN+LSTM pooling
+    text_models = ("textcnn", "bilstm", "cnn_lstm", "lstm", "gru", "tcn", "fcn", "resnet1d",
+                   "lstm_fcn")  # fmt: skip
+    for name in text_models:
         net = build_model(name, spec).eval()
         with torch.no_grad():
             assert net(x, lengths).shape == (3, 2), name
