@@ -62,7 +62,7 @@ def train(cfg: DictConfig) -> float:
     lit_class = MODULES[spec.target_kind]
     module = lit_class(
         net,
-        spec.num_classes,
+        spec,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
@@ -142,9 +142,8 @@ def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -
     resolved = OmegaConf.to_container(cfg, resolve=True)
     log_params(flatten(resolved))
     write_text(out / "config.yaml", OmegaConf.to_yaml(resolved))
-    example = [spec.example(1)] + ([torch.tensor([spec.steps])] if spec.variable_length else [])
     table = summary(
-        net, input_data=example, col_names=("output_size", "num_params"),
+        net, input_data=spec.example_inputs(1), col_names=("output_size", "num_params"),
         depth=4, mode="eval", verbose=0, device="cpu",
     )  # fmt: skip
     write_text(out / "model_summary.txt", str(table) + "\n")

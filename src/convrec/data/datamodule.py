@@ -1,7 +1,8 @@
 """Serve a prepared task to Lightning: normalised tensors, plain DataLoaders.
 
-A batch is `[x, y]`, or `[x, lengths, y]` for variable-length tasks (x is
-right-padded with zeros, also after normalisation, so padding reads as zeros).
+A batch is `[x, y]`, `[x, lengths, y]` for variable-length tasks (x is
+right-padded with zeros, also after normalisation, so padding reads as zeros), or
+`[x, question, y]` for image QA. The model is called as `net(x, *rest)`.
 
 Token batches are cut to their longest sequence, and training batches of tokens are drawn
 from length buckets: text is stored padded to the task's longest review, and on a CPU the
@@ -30,15 +31,20 @@ class BatchIndexedDataset(TensorDataset):
     """
 
     def __init__(self, *tensors: torch.Tensor, trim: bool = False) -> None:
-        """`trim`: tensors are `(x, lengths, y)`; cut each batch's x to its longest sequence."""
+        """`trim`: tensors are `(x, lengths, y)`; cut each batch's x, and y when it holds a tag
+        per token, to its longest sequence."""
         super().__init__(*tensors)
         self.trim = trim
+        self.trim_target = trim and tensors[-1].shape[1:] == tensors[0].shape[1:]
 
     def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
         index = torch.as_tensor(indices)
         batch = [tensor[index] for tensor in self.tensors]
         if self.trim:
-            batch[0] = batch[0][..., : int(batch[1].max())]
+            longest = int(batch[1].max())
+            batch[0] = batch[0][..., :longest]
+            if self.trim_target:
+                batch[-1] = batch[-1][..., :longest]
         return batch
 
 
@@ -105,7 +111,8 @@ class PreparedDataModule(L.LightningDataModule):
                 tensors = {k: v[:limit] for k, v in tensors.items()}
             x = self._normalise(tensors["x"], tensors.get("lengths"))
             lengths = [tensors["lengths"]] if "lengths" in tensors else []
-            parts = [x, *lengths, tensors["y"]]
+            question = [tensors["question"]] if "question" in tensors else []
+            parts = [x, *lengths, *question, tensors["y"]]
             self.datasets[split] = BatchIndexedDataset(*parts, trim=self.is_text(x, lengths))
 
     @staticmethod

@@ -68,6 +68,7 @@ def _meta(task, profile: str, raw: RawSplits, splits: dict, files: dict) -> dict
         "num_classes": len(raw.class_names),
         "class_names": raw.class_names,
         "vocab_size": len(raw.vocab) if raw.vocab is not None else 0,
+        "question_length": raw.train_question.shape[1] if raw.train_question is not None else 0,
         "variable_length": raw.train_lengths is not None,
         "image_view": raw.image_view,
         "split_sizes": {name: len(t["y"]) for name, t in splits.items()},
@@ -85,7 +86,9 @@ def _check(raw: RawSplits, name: str) -> None:
     assert raw.input_kind in INPUT_KINDS, f"{name}: input_kind {raw.input_kind!r}"
     assert raw.target_kind in TARGET_KINDS, f"{name}: target_kind {raw.target_kind!r}"
     assert (raw.train_lengths is None) == (raw.test_lengths is None), f"{name}: lengths"
-    assert (raw.input_kind == "tokens") == (raw.vocab is not None), f"{name}: vocab"
+    assert (raw.train_question is None) == (raw.test_question is None), f"{name}: questions"
+    has_tokens = raw.input_kind == "tokens" or raw.train_question is not None
+    assert has_tokens == (raw.vocab is not None), f"{name}: vocab"
 
 
 def _split(raw: RawSplits, val_size: int, seed: int) -> dict[str, dict[str, torch.Tensor]]:
@@ -98,14 +101,16 @@ def _split(raw: RawSplits, val_size: int, seed: int) -> dict[str, dict[str, torc
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:val_size].sort().values, order[val_size:].sort().values
 
-    def pick(x, y, lengths, index=None) -> dict[str, torch.Tensor]:
-        tensors = {"x": x, "y": y} | ({"lengths": lengths} if lengths is not None else {})
+    def pick(x, y, lengths, question, index=None) -> dict[str, torch.Tensor]:
+        optional = {"lengths": lengths, "question": question}
+        tensors = {"x": x, "y": y} | {k: v for k, v in optional.items() if v is not None}
         return {k: v[index] if index is not None else v for k, v in tensors.items()}
 
+    train = (raw.train_x, raw.train_y, raw.train_lengths, raw.train_question)
     return {
-        "train": pick(raw.train_x, raw.train_y, raw.train_lengths, train_idx),
-        "val": pick(raw.train_x, raw.train_y, raw.train_lengths, val_idx),
-        "test": pick(raw.test_x, raw.test_y, raw.test_lengths),
+        "train": pick(*train, train_idx),
+        "val": pick(*train, val_idx),
+        "test": pick(raw.test_x, raw.test_y, raw.test_lengths, raw.test_question),
     }
 
 
@@ -138,7 +143,8 @@ def load_split(task_dir: Path, split: str, verify_against: dict | None = None):
             f"{path} does not match the checksum in meta.json; prepare the task again "
             f"(`uv run dvc repro prepare@{task_dir.name} --force`)"
         )
-    return torch.load(path, weights_only=True)  # {"x", "y"} and "lengths" when variable
+    # {"x", "y"}, "lengths" when variable, "question" for image QA
+    return torch.load(path, weights_only=True)
 
 
 def load_vocab(task_dir: Path) -> list[str]:

@@ -41,17 +41,17 @@ class SupervisedModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        # Only variable-length tasks pass lengths, so fixed-size models never see the argument.
-        return self.net(x) if lengths is None else self.net(x, lengths)
+    def forward(self, x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        # `rest` is what the task adds (lengths, a question), so other models never see it.
+        return self.net(x, *rest)
 
     def compute(self, outputs: torch.Tensor, y: torch.Tensor, stage: str) -> torch.Tensor:
         """Update this stage's metrics, return the loss."""
         raise NotImplementedError
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        x, *lengths, y = batch
-        loss = self.compute(self(x, *lengths), y, stage)
+        x, *rest, y = batch
+        loss = self.compute(self(x, *rest), y, stage)
         # Epoch-level values only: one name per metric everywhere (no _step/_epoch forks).
         self.log(metric_key(stage, LOSS), loss, on_step=False, on_epoch=True,
                  prog_bar=True, sync_dist=True, batch_size=len(y))  # fmt: skip

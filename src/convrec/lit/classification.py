@@ -7,6 +7,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from convrec.lit.base import ACCURACY, LOSS, STAGES, SupervisedModule, metric_key
+from convrec.models.spec import IOSpec
 
 
 class ClassificationModule(SupervisedModule):
@@ -15,11 +16,14 @@ class ClassificationModule(SupervisedModule):
     headline = ("accuracy", metric_key("test", ACCURACY), 100.0, True)  # percent
     history_keys = tuple(metric_key(s, m) for s in ("train", "val") for m in (LOSS, ACCURACY))
 
-    def __init__(self, net: nn.Module, num_classes: int, optimizer, scheduler=None) -> None:
+    def __init__(self, net: nn.Module, spec: IOSpec, optimizer, scheduler=None) -> None:
         super().__init__(net, optimizer, scheduler)
         self.loss_fn = nn.CrossEntropyLoss()
         self.accuracy = nn.ModuleDict(
-            {f"{stage}_acc": MulticlassAccuracy(num_classes, average="micro") for stage in STAGES}
+            {
+                f"{stage}_acc": MulticlassAccuracy(spec.num_classes, average="micro")
+                for stage in STAGES
+            }
         )
 
     def compute(self, outputs: torch.Tensor, y: torch.Tensor, stage: str) -> torch.Tensor:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from convrec.lit.base import LOSS, SupervisedModule, metric_key
+from convrec.models.spec import IOSpec
 
 
 class RegressionModule(SupervisedModule):
@@ -14,7 +15,7 @@ class RegressionModule(SupervisedModule):
     headline = ("mse", metric_key("test", LOSS), 1.0, False)  # the loss is the MSE
     history_keys = tuple(metric_key(s, LOSS) for s in ("train", "val"))
 
-    def __init__(self, net: nn.Module, num_classes: int, optimizer, scheduler=None) -> None:
+    def __init__(self, net: nn.Module, spec: IOSpec, optimizer, scheduler=None) -> None:
         super().__init__(net, optimizer, scheduler)
         self.loss_fn = nn.MSELoss()
 

@@ -9,13 +9,19 @@ import torch
 
 @dataclass(frozen=True)
 class IOSpec:
-    input_kind: str  # "image": (N, C, H, W); "sequence": (N, C, T); "tokens": (N, T) int64
+    # "image": (N, C, H, W); "sequence": (N, C, T); "tokens": (N, T) int64;
+    # "video": (N, C, T, H, W)
+    input_kind: str
     input_shape: tuple[int, ...]  # without the batch dimension (padded length when variable)
     num_classes: int  # output classes; 0 for a regression target
-    target_kind: str = "class"  # "class": (N,); "steps": a label per step (N, T); "value": (N,)
+    # "class": (N,); "steps": a label per step (N, T); "value": (N,); "sequence": up to L
+    # classes to generate (N, L), -1 after the end; "tags": a tag per token (N, T), -1 on padding
+    target_kind: str = "class"
     vocab_size: int = 0  # "tokens" inputs only
     variable_length: bool = False  # batches come with lengths; padding must not change outputs
     image_view: bool = False  # a (C, T) sequence that 2-D CNNs should see as a (1, C, T) image
+    question_length: int = 0  # image QA: each input comes with a (Q,) question of token ids
+    class_names: tuple[str, ...] = ()
 
     @classmethod
     def from_meta(cls, meta: dict) -> IOSpec:
@@ -27,6 +33,8 @@ class IOSpec:
             int(meta.get("vocab_size", 0)),
             bool(meta.get("variable_length", False)),
             bool(meta.get("image_view", False)),
+            int(meta.get("question_length", 0)),
+            tuple(meta.get("class_names", ())),
         )
 
     @property
@@ -35,13 +43,19 @@ class IOSpec:
 
     @property
     def steps(self) -> int:
-        """Sequence length (padded); for an image, its number of rows."""
-        return self.input_shape[-1] if self.input_kind != "image" else self.input_shape[1]
+        """Sequence length (padded); for an image, its number of rows; for a video, frames."""
+        timed = self.input_kind in ("sequence", "tokens")
+        return self.input_shape[-1] if timed else self.input_shape[1]
 
     @property
     def spatial_dims(self) -> int:
         """2 for images, 1 for sequences and tokens (embedded, they are 1-D signals)."""
         return max(1, len(self.input_shape) - 1)
+
+    @property
+    def per_step(self) -> bool:
+        """The target has a label per input step (copy memory, slot filling)."""
+        return self.target_kind in ("steps", "tags")
 
     @property
     def out_features(self) -> int:
@@ -51,6 +65,15 @@ class IOSpec:
         if self.input_kind == "tokens":
             return torch.zeros(batch, *self.input_shape, dtype=torch.long)
         return torch.zeros(batch, *self.input_shape)
+
+    def example_inputs(self, batch: int = 2) -> list[torch.Tensor]:
+        """Everything a batch passes to the model, in order: x, [lengths], [question]."""
+        inputs = [self.example(batch)]
+        if self.variable_length:
+            inputs.append(torch.full((batch,), self.steps))
+        if self.question_length:
+            inputs.append(torch.ones(batch, self.question_length, dtype=torch.long))
+        return inputs
 
 
 def as_sequence(x: torch.Tensor) -> torch.Tensor:

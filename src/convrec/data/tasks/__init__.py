@@ -12,8 +12,8 @@ from omegaconf import DictConfig
 
 from convrec.registry import Registry
 
-INPUT_KINDS = ("image", "sequence", "tokens")
-TARGET_KINDS = ("class", "steps", "value")
+INPUT_KINDS = ("image", "sequence", "tokens", "video")
+TARGET_KINDS = ("class", "steps", "value", "sequence", "tags")
 PAD, UNK = "<pad>", "<unk>"  # token ids 0 and 1 of every vocabulary
 
 
@@ -22,11 +22,15 @@ class RawSplits:
     """The official splits of a task, before validation is carved out of train.
 
     Inputs: "image" (N, C, H, W) float or uint8; "sequence" (N, C, T) float;
-    "tokens" (N, T) int64 ids into `vocab` (0 is padding). Variable-length
+    "tokens" (N, T) int64 ids into `vocab` (0 is padding); "video" (N, C, T, H, W),
+    T frames of (C, H, W) images (the layout 3-D convolutions take). Variable-length
     sequences and token lists are right-padded with zeros to the longest one and
     carry their true lengths in `train_lengths` / `test_lengths`.
     Targets: "class" (N,) int64; "steps" (N, T) int64, one label per step;
-    "value" (N,) float32, a regression target.
+    "value" (N,) float32, a regression target; "sequence" (N, L) int64, a sequence of
+    up to L classes to generate, right-padded with -1 (the digits of a multi-digit image);
+    "tags" (N, T) int64, a BIO tag per token, -1 on padding (slot filling).
+    An image QA task adds `train_question` / `test_question`: (N, Q) int64 ids into `vocab`.
     """
 
     train_x: torch.Tensor
@@ -38,7 +42,9 @@ class RawSplits:
     target_kind: str = "class"
     train_lengths: torch.Tensor | None = None  # (N,) int64, only for variable-length inputs
     test_lengths: torch.Tensor | None = None
-    vocab: list[str] | None = None  # "tokens" inputs: id -> token, built from train only
+    vocab: list[str] | None = None  # token ids -> tokens (of the input or the question)
+    train_question: torch.Tensor | None = None  # (N, Q) int64: a question about each input
+    test_question: torch.Tensor | None = None
     normalize: bool = True  # per-channel standardisation of float inputs (train statistics)
     image_view: bool = False  # a (N, C, T) sequence that 2-D CNNs should see as (N, 1, C, T)
     baseline: dict | None = None  # a trivial predictor's score: {"value", "what"}
