@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from convrec.compare.leaderboard import collect, to_markdown
+from convrec.compare.leaderboard import collect, other_metrics, to_markdown
 from convrec.compare.references import load_references
 from convrec.compare.report import write_reports
 from convrec.errors import ConvrecError
@@ -89,3 +89,10 @@ def test_a_reference_without_a_source_is_refused(tmp_path):
     (tmp_path / "imdb.yaml").write_text("references:\n  - {model: null, value: 88.89}\n")
     with pytest.raises(ConvrecError, match="needs a value and a source"):
         load_references(tmp_path, ["imdb"])
+
+
+def test_other_test_metrics_are_listed_beside_the_headline():
+    metrics = {"metric_key": "test/acc",
+               "test": {"test/loss": 0.3, "test/acc": 0.9, "test/der": 0.034}}  # fmt: skip
+    assert other_metrics(metrics) == "der 3.40"
+    assert other_metrics({"metric_key": "test/loss", "test": {"test/loss": 0.1}}) == ""

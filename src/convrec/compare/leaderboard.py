@@ -16,7 +16,7 @@ import pandas as pd
 COLUMNS = [
     "task", "model", "family", "metric", "value", "reference", "delta", "reference_source",
     "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second", "epochs",
-    "best_val", "profile", "status", "mlflow_run_id",
+    "best_val", "other_metrics", "profile", "status", "mlflow_run_id",
 ]  # fmt: skip
 
 
@@ -29,13 +29,23 @@ def collect(
         if path.is_file():
             metrics = json.loads(path.read_text())
             baseline = (metrics.get("baseline") or {}).get("value")
-            rows.append({**metrics, "baseline": baseline, "status": "ok"})
+            other = other_metrics(metrics)
+            rows.append({**metrics, "baseline": baseline, "other_metrics": other, "status": "ok"})
         else:
             rows.append({"task": run["task"], "model": run["model"], "status": "missing"})
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if references is not None and len(references):
         table = _beside_references(table, references)
     return _ranked(table)
+
+
+def other_metrics(metrics: Mapping) -> str:
+    """The run's test metrics besides the headline and the loss, in percent ("der 3.4")."""
+    skip = {metrics.get("metric_key"), "test/loss"}
+    test = metrics.get("test", {})
+    shown = [f"{key.split('/', 1)[1]} {100 * value:.2f}" for key, value in test.items()
+             if key not in skip]  # fmt: skip
+    return ", ".join(shown)
 
 
 def _beside_references(table: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
@@ -73,11 +83,12 @@ def to_markdown(table: pd.DataFrame) -> str:
         "# Leaderboard",
         "",
         "Test-set headline metric of every run, best first per task, beside the published",
-        "number for the same model where there is one (delta = ours - published).",
+        "number for the same model where there is one (delta = ours - published);",
+        "other_metrics: the run's other test metrics, in percent.",
         "",
     ]
     shown = ["model", "family", "value", "reference", "delta", "params", "train_seconds",
-             "samples_per_second", "epochs", "status"]  # fmt: skip
+             "samples_per_second", "epochs", "other_metrics", "status"]  # fmt: skip
     for task, group in table.groupby("task", sort=True):
         runs = group[group["status"] != "published"]
         metric = runs["metric"].dropna().iloc[0] if runs["metric"].notna().any() else "metric"

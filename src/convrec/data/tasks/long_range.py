@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from convrec.data.sources import RemoteFile, fetch
 from convrec.data.tasks import TASKS, RawSplits, by_profile
-from convrec.data.tasks.mnist import MNIST_FILES, MNIST_URLS, read_idx
+from convrec.data.tasks.mnist import idx_arrays
 from convrec.errors import ConvrecError
 
 PIXELS = 28 * 28
@@ -27,18 +26,8 @@ DIGITS = 8  # copy memory draws its symbols from 1..8
 BLANK, DELIMITER = 0, 9
 
 
-def _mnist_pixel_sequences(raw_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """MNIST's four idx files (the same verified copies the mnist task uses)."""
-    arrays, sources = {}, {}
-    for name, (sha256, md5) in MNIST_FILES.items():
-        remote = RemoteFile(f"MNIST/raw/{name}", sha256, md5, tuple(u + name for u in MNIST_URLS))
-        arrays[name.split("-idx")[0]] = read_idx(fetch(remote, raw_dir))  # "train-images", ...
-        sources[remote.relpath] = sha256
-    return arrays, sources
-
-
 def _pixel_splits(raw_dir: Path, order: torch.Tensor | None, generator: dict) -> RawSplits:
-    arrays, sources = _mnist_pixel_sequences(raw_dir)
+    arrays, sources = idx_arrays(raw_dir)
 
     def pixels(key: str) -> torch.Tensor:
         # Stored as uint8 (4x smaller than float); the datamodule standardises on load.

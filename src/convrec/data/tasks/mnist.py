@@ -69,12 +69,37 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
 
 
-def _load(folder: str, files: dict, urls: tuple[str, ...], raw_dir: Path, classes) -> RawSplits:
+def idx_arrays(
+    raw_dir: Path, folder: str = "MNIST", files: dict = MNIST_FILES, urls=MNIST_URLS
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The four verified idx files as arrays ("train-images", ...), and their sha256 sources.
+
+    MNIST by default: the procedural digit tasks (multidigit, moving digits, pixel
+    sequences) draw from the same verified copies the mnist task uses.
+    """
     arrays, sources = {}, {}
     for name, (sha256, md5) in files.items():
         remote = RemoteFile(f"{folder}/raw/{name}", sha256, md5, tuple(u + name for u in urls))
-        arrays[name.split("-idx")[0]] = read_idx(fetch(remote, raw_dir))  # "train-images", ...
+        arrays[name.split("-idx")[0]] = read_idx(fetch(remote, raw_dir))
         sources[remote.relpath] = sha256
+    return arrays, sources
+
+
+def shrink(images: np.ndarray, factor: int) -> np.ndarray:
+    """Average `factor` x `factor` pixel blocks of the last two axes (uint8 in, uint8 out).
+
+    The procedural digit tasks draw at MNIST's resolution, then shrink, so that their
+    CPU-sized profile convolves a quarter of the pixels.
+    """
+    if factor == 1:
+        return images
+    *lead, h, w = images.shape
+    blocks = images.reshape(*lead, h // factor, factor, w // factor, factor)
+    return np.rint(blocks.mean(axis=(-3, -1))).astype(np.uint8)
+
+
+def _load(folder: str, files: dict, urls: tuple[str, ...], raw_dir: Path, classes) -> RawSplits:
+    arrays, sources = idx_arrays(raw_dir, folder, files, urls)
 
     def images(key: str) -> torch.Tensor:
         return torch.from_numpy(arrays[key].copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
