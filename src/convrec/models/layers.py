@@ -10,7 +10,10 @@ from torch import nn
 from convrec.errors import ConvrecError
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
-POOLS = {"max": (nn.MaxPool1d, nn.MaxPool2d), "avg": (nn.AvgPool1d, nn.AvgPool2d)}
+POOLS = {
+    "max": (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d),
+    "avg": (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d),
+}
 
 
 def make_activation(name: str) -> nn.Module:
@@ -22,7 +25,7 @@ def make_activation(name: str) -> nn.Module:
 class ConvStack(nn.Module):
     """conv -> [batch norm] -> activation -> [pool] -> [dropout], once per entry of `channels`.
 
-    `dims` is 2 for images and 1 for sequences; every other knob is the same.
+    `dims` is 2 for images, 1 for sequences and 3 for videos; every other knob is the same.
     """
 
     def __init__(
@@ -42,14 +45,14 @@ class ConvStack(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if dims not in (1, 2):
-            raise ConvrecError(f"a conv stack works on 1-D or 2-D inputs, not {dims}-D")
+        if dims not in (1, 2, 3):
+            raise ConvrecError(f"a conv stack works on 1-D, 2-D or 3-D inputs, not {dims}-D")
         if pool is not None and pool not in POOLS:
             raise ConvrecError(f"pool {pool!r} is unknown; use max, avg or null")
         if padding == "same" and stride != 1:
             padding = (dilation * (kernel_size - 1)) // 2  # "same" is refused with stride > 1
-        conv = (nn.Conv1d, nn.Conv2d)[dims - 1]
-        norm = (nn.BatchNorm1d, nn.BatchNorm2d)[dims - 1]
+        conv = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
+        norm = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[dims - 1]
         layers: list[nn.Module] = []
         for out_channels in channels:
             layers.append(
