@@ -16,6 +16,7 @@ from torch import nn
 # Every metric name used by checkpoints, history, MLflow and the leaderboard comes from here.
 LOSS = "loss"
 ACCURACY = "acc"
+F1 = "f1"  # entity-level F1 of slot filling
 STAGES = ("train", "val", "test")
 
 

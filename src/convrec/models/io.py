@@ -67,7 +67,7 @@ class ChannelInput(nn.Module):
 class OutputHead(nn.Module):
     """Per-step features (N, T, F) or pooled features (N, F) -> the task's output.
 
-    "class": (N, K) logits; "steps": (N, T, K) logits; "value": (N,) predictions.
+    "class": (N, K) logits; "steps" and "tags": (N, T, K) logits; "value": (N,) predictions.
     """
 
     def __init__(self, spec: IOSpec, in_features: int, dropout: float = 0.0) -> None:
@@ -82,11 +82,11 @@ class OutputHead(nn.Module):
 
 
 def require_summary(spec: IOSpec, model: str) -> None:
-    """Models that pool over time cannot give a label per step."""
-    if spec.target_kind == "steps":
+    """Models that pool over time cannot give a label per step (or a tag per token)."""
+    if spec.per_step:
         raise ConvrecError(
             f"{model} pools over time and cannot predict a label per step; "
-            f"use tcn, rnn, lstm or gru for this task"
+            f"use rnn, lstm, gru or bilstm for this task (or cnn_tagger, cnn_bilstm for tags)"
         )
 
 

@@ -4,7 +4,7 @@ Images are read row by row (a 28x28 digit is 28 steps of 28 pixels), sequences
 step by step, token ids through an embedding. Variable-length batches are
 packed, so the recurrence stops at each sequence's own last step and padding
 never changes a prediction. One label per sequence comes from the final
-hidden state; a label per step from every step's output.
+hidden state; a label per step (or a tag per token) from every step's output.
 """
 
 from __future__ import annotations
@@ -37,6 +37,15 @@ def pack(sequence: torch.Tensor, lengths: torch.Tensor | None):
     if lengths is None:
         return sequence
     return pack_padded_sequence(sequence, lengths.cpu(), batch_first=True, enforce_sorted=False)
+
+
+def step_outputs(rnn: nn.RNNBase, sequence: torch.Tensor, lengths: torch.Tensor | None):
+    """The top layer's output at every step (N, T, H), zero past each sequence's end."""
+    outputs, _ = rnn(pack(sequence, lengths))
+    if lengths is None:
+        return outputs
+    outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=sequence.shape[1])
+    return outputs
 
 
 def init_recurrent(rnn: nn.RNNBase, init: str, forget_bias: float) -> None:
@@ -77,7 +86,7 @@ class RecurrentNet(nn.Module):
         **cell_options,
     ) -> None:
         super().__init__()
-        self.target_kind = spec.target_kind
+        self.per_step = spec.per_step
         self.input = SequenceInput(spec, embed_dim)
         self.rnn = self.make_cell(
             self.input.features, hidden_size, num_layers, batch_first=True,
@@ -92,13 +101,9 @@ class RecurrentNet(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         sequence = self.input(x)
-        if self.target_kind != "steps":
-            return self.head(last_state(self.rnn, pack(sequence, lengths)))
-        outputs, _ = self.rnn(pack(sequence, lengths))
-        if lengths is not None:
-            outputs, _ = pad_packed_sequence(outputs, batch_first=True,
-                                             total_length=sequence.shape[1])  # fmt: skip
-        return self.head(outputs)
+        if self.per_step:
+            return self.head(step_outputs(self.rnn, sequence, lengths))
+        return self.head(last_state(self.rnn, pack(sequence, lengths)))
 
 
 @MODELS.register("rnn")

@@ -71,7 +71,7 @@ class TCN(nn.Module):
                 f"tcn needs at least one block and kernel_size >= 1, got channels={channels}, "
                 f"kernel_size={kernel_size}; fix conf/model/tcn.yaml (net: ...)"
             )
-        self.target_kind = spec.target_kind
+        self.per_step = spec.per_step
         self.kernel_size = kernel_size
         self.input = ChannelInput(spec, embed_dim, "tcn")
         blocks, width = [], self.input.features
@@ -92,6 +92,6 @@ class TCN(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         features = self.blocks(self.input(x)).transpose(1, 2)  # (N, T, F)
-        if self.target_kind == "steps":
+        if self.per_step:
             return self.head(features)
         return self.head(last_valid(features, lengths))
