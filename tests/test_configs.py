@@ -1,4 +1,5 @@
 import pytest
+import torch
 import yaml
 from omegaconf import OmegaConf
 
@@ -6,6 +7,7 @@ from conftest import CONF, REPO, compose_config, pipeline
 from convrec.config_check import check_config
 from convrec.data.datamodule import PreparedDataModule
 from convrec.errors import ConvrecError
+from convrec.lit import MODULES
 from convrec.models import build_model
 from convrec.models.spec import IOSpec
 from convrec.training import with_model_settings
@@ -20,10 +22,14 @@ def test_every_run_of_the_pipeline_composes_and_builds(run, prepared):
     assert cfg.trainer.max_epochs == cfg.task.max_epochs.quick  # quick is the default profile
     data = PreparedDataModule(prepared(run.task) / run.task, batch_size=4)
     data.setup()
-    x, *lengths, y = next(iter(data.train_dataloader()))
+    x, *rest, y = next(iter(data.train_dataloader()))  # rest: lengths or a question
     spec = IOSpec.from_meta(data.meta)
     net = build_model(run.model, spec, **cfg.model.net)
-    out = net(x, *lengths)
+    if spec.target_kind == "sequence":  # logits per step or position, one class more (the end)
+        loss, out = MODULES["sequence"](net, spec, optimizer=torch.optim.SGD).loss(x, y)
+        assert out.shape[0] == 4 and out.shape[-1] == spec.num_classes + 1 and loss.isfinite()
+        return
+    out = net(x, *rest)
     assert out.shape[0] == 4 and out.shape[1:] == y.shape[1:] + (
         (spec.num_classes,) if spec.target_kind != "value" else ()
     )
@@ -68,7 +74,7 @@ def test_seed_zero_is_a_valid_seed():
 def test_unknown_registry_names_are_refused():
     cfg = compose_config("train")
     cfg.model.name = "nope"
-    with pytest.raises(ConvrecError, match="unknown model 'nope'; known: bilstm, cnn, cnn_lstm"):
+    with pytest.raises(ConvrecError, match="unknown model 'nope'; known: bilstm, cnn, cnn_bilstm"):
         check_config(cfg)
 
 

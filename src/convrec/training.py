@@ -25,7 +25,7 @@ from convrec.atomic import staged_dir, write_json, write_text
 from convrec.config_check import check_config
 from convrec.data.datamodule import PreparedDataModule
 from convrec.data.tasks import by_profile
-from convrec.lit import MODULES
+from convrec.lit import module_for
 from convrec.lit.history import EpochHistory, read_history
 from convrec.models import MODELS, build_model, count_parameters
 from convrec.models.spec import IOSpec
@@ -59,7 +59,7 @@ def train(cfg: DictConfig) -> float:
 
     L.seed_everything(cfg.seed, workers=True)
     net = build_model(model_name, spec, **OmegaConf.to_container(cfg.model.net, resolve=True))
-    lit_class = MODULES[spec.target_kind]
+    lit_class = module_for(spec)
     module = lit_class(
         net,
         spec,
@@ -142,8 +142,11 @@ def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -
     resolved = OmegaConf.to_container(cfg, resolve=True)
     log_params(flatten(resolved))
     write_text(out / "config.yaml", OmegaConf.to_yaml(resolved))
+    inputs = spec.example_inputs(1)
+    if getattr(net, "decoding", None) == "autoregressive":  # it reads the target while training
+        inputs.append(torch.zeros(1, spec.target_length, dtype=torch.long))
     table = summary(
-        net, input_data=spec.example_inputs(1), col_names=("output_size", "num_params"),
+        net, input_data=inputs, col_names=("output_size", "num_params"),
         depth=4, mode="eval", verbose=0, device="cpu",
     )  # fmt: skip
     write_text(out / "model_summary.txt", str(table) + "\n")
@@ -165,6 +168,7 @@ def _summarise(cfg, family, net, lit_class, out, test_metrics, fit_seconds, trai
         "model": cfg.model.name,
         "family": family,
         "metric": name,
+        "metric_key": key,
         "value": _round(float(test_metrics[key]) * scale),
         "higher_is_better": higher_is_better,
         "params": count_parameters(net),

@@ -21,7 +21,10 @@ class IOSpec:
     variable_length: bool = False  # batches come with lengths; padding must not change outputs
     image_view: bool = False  # a (C, T) sequence that 2-D CNNs should see as a (1, C, T) image
     question_length: int = 0  # image QA: each input comes with a (Q,) question of token ids
+    target_length: int = 0  # "sequence" targets: the most classes a target holds
     class_names: tuple[str, ...] = ()
+    # image QA: (group name, token id) pairs; a question is in a group when it holds the token
+    question_groups: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_meta(cls, meta: dict) -> IOSpec:
@@ -34,7 +37,9 @@ class IOSpec:
             bool(meta.get("variable_length", False)),
             bool(meta.get("image_view", False)),
             int(meta.get("question_length", 0)),
+            int(meta.get("target_length", 0)),
             tuple(meta.get("class_names", ())),
+            question_groups=tuple(meta.get("question_groups", {}).items()),
         )
 
     @property

@@ -45,6 +45,9 @@ class RawSplits:
     vocab: list[str] | None = None  # token ids -> tokens (of the input or the question)
     train_question: torch.Tensor | None = None  # (N, Q) int64: a question about each input
     test_question: torch.Tensor | None = None
+    # Image QA: question groups scored apart, {name: token id}; a question holding the token
+    # is in the group (Sort-of-CLEVR: "relational" and "nonrelational")
+    question_groups: dict[str, int] | None = None
     normalize: bool = True  # per-channel standardisation of float inputs (train statistics)
     image_view: bool = False  # a (N, C, T) sequence that 2-D CNNs should see as (N, 1, C, T)
     baseline: dict | None = None  # a trivial predictor's score: {"value", "what"}

@@ -1,0 +1,42 @@
+"""CNN + LSTM VQA by concatenation: Santoro et al. 2017's CNN+MLP baseline, with the question
+read by an LSTM instead of given as a one-hot vector.
+
+The flattened 5x5x24 feature map and the question state are concatenated; an MLP answers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from convrec.models import MODELS
+from convrec.models.spec import IOSpec
+from convrec.models.vqa_parts import ImageEncoder, QuestionEncoder, answer_head, require_question
+
+
+@MODELS.register("vqa_concat")
+class VQAConcat(nn.Module):
+    family = "hybrid"
+
+    def __init__(
+        self,
+        spec: IOSpec,
+        channels: Sequence[int] = (24, 24, 24, 24),
+        embed_dim: int = 32,
+        hidden_size: int = 128,
+        hidden: Sequence[int] = (256, 256),  # Santoro's CNN_MLP: fc1 and fc2 of 256
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        require_question(spec, "vqa_concat")
+        self.image = ImageEncoder(spec, channels)
+        self.question = QuestionEncoder(spec, embed_dim, hidden_size)
+        flat = math.prod(self.image.out_shape)
+        self.head = answer_head(spec, flat + hidden_size, hidden, dropout)
+
+    def forward(self, image: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
+        fused = torch.cat([self.image(image).flatten(1), self.question(question)], dim=1)
+        return self.head(fused)

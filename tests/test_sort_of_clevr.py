@@ -1,0 +1,141 @@
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from conftest import CONF
+from convrec.data.tasks import TASKS
+from convrec.data.tasks.sort_of_clevr import (
+    ANSWERS,
+    COLOURS,
+    HALF_SIZE,
+    IMAGE_SIZE,
+    NONREL,
+    QUESTION_LENGTH,
+    REL,
+    VOCAB,
+    Scene,
+    answer,
+    draw,
+    encode,
+    random_scene,
+    samples,
+)
+from convrec.errors import ConvrecError
+from convrec.lit import module_for
+from convrec.lit.question_answering import QuestionAnsweringModule
+from convrec.models import MODELS, build_model
+from convrec.models.spec import IOSpec
+
+QA_MODELS = ("vqa_product", "vqa_concat", "question_lstm", "image_cnn", "relation_net")
+SPEC = IOSpec(
+    "image", (3, IMAGE_SIZE, IMAGE_SIZE), len(ANSWERS), vocab_size=len(VOCAB),
+    question_length=QUESTION_LENGTH, class_names=tuple(ANSWERS),
+    question_groups=(("nonrelational", VOCAB.index(NONREL)), ("relational", VOCAB.index(REL))),
+)  # fmt: skip
+RED, GREEN, BLUE, ORANGE, GRAY, YELLOW = range(6)
+# Centres (x, y); squares: red, blue, orange, yellow (4), circles: green, gray (2).
+SCENE = Scene(
+    centres=np.array([[10, 10], [20, 10], [60, 60], [60, 15], [15, 60], [40, 40]]),
+    squares=np.array([True, False, True, True, False, True]),
+)
+
+
+def _load(tmp_path, **settings):
+    cfg = OmegaConf.merge(OmegaConf.load(CONF / "task" / "sort_of_clevr.yaml"),
+                          {"profile": "quick"}, settings)  # fmt: skip
+    return TASKS.get("sort_of_clevr")(cfg, tmp_path)
+
+
+def test_the_generator_is_deterministic_and_each_split_has_its_own_stream(tmp_path):
+    small = {"train_images": 12, "test_images": 4, "questions_per_group": 2}
+    a, b = _load(tmp_path, **small), _load(tmp_path, **small)
+    other = _load(tmp_path, **small, generator_seed=1)
+    for field in ("train_x", "train_question", "train_y", "test_x", "test_question", "test_y"):
+        assert torch.equal(getattr(a, field), getattr(b, field))
+        assert not torch.equal(getattr(a, field), getattr(other, field))
+    assert a.train_x.shape == (48, 3, 75, 75) and a.train_x.dtype == torch.uint8
+    assert a.train_question.shape == (48, QUESTION_LENGTH) and a.test_y.shape == (16,)
+    bigger = _load(tmp_path, **{**small, "train_images": 20})
+    assert torch.equal(bigger.test_x, a.test_x) and torch.equal(bigger.train_y[:48], a.train_y)
+    assert a.question_groups == {"nonrelational": 2, "relational": 3} and a.vocab == VOCAB
+
+
+def test_answers_to_every_question_type_on_a_hand_made_scene():
+    expected = {
+        ("shape", RED): "rectangle", ("shape", GREEN): "circle",
+        ("left", RED): "yes", ("left", BLUE): "no", ("left", YELLOW): "no",  # x = 40 > 37.5
+        ("top", RED): "yes", ("top", GRAY): "no", ("top", ORANGE): "yes",
+        ("closest", RED): "circle",  # green, 10 px away
+        ("closest", BLUE): "rectangle",  # yellow (800) before orange and gray (2025 each)
+        ("furthest", RED): "rectangle",  # blue (5000)
+        ("furthest", ORANGE): "circle",  # gray (4050)
+        ("count", RED): "4", ("count", GREEN): "2",  # itself included
+    }  # fmt: skip
+    for (subtype, colour), word in expected.items():
+        assert ANSWERS[answer(SCENE, subtype, colour)] == word, (subtype, colour)
+
+
+def test_the_drawing_puts_each_colour_at_its_centre_and_shapes_differ_at_the_corners():
+    image = draw(SCENE)
+    assert image.shape == (3, 75, 75) and image.dtype == np.uint8
+    assert (image[:, 0, 0] == 255).all()  # white background
+    for (x, y), square, rgb in zip(SCENE.centres, SCENE.squares, COLOURS.values(), strict=True):
+        assert tuple(image[:, y, x]) == rgb
+        corner = tuple(image[:, y + HALF_SIZE, x + HALF_SIZE])
+        assert (corner == rgb) if square else corner == (255, 255, 255)
+
+
+def test_questions_start_with_their_group_and_answers_fit_their_type():
+    ids = encode(REL, "closest", RED)
+    words = [VOCAB[i] for i in ids if i != 0]
+    assert len(ids) == QUESTION_LENGTH
+    assert words == [REL, *"what shape is the object closest to the red object".split()]
+    x, question, y = samples(30, 3, np.random.default_rng(0))
+    first = question[torch.arange(len(question)), (question != 0).int().argmax(1)]
+    relational = first == VOCAB.index(REL)
+    assert relational.sum() == 90 and (first[~relational] == VOCAB.index(NONREL)).all()
+    assert y[~relational].max() <= 3 and y[relational].min() >= 2  # yes/no/shape; shape/count
+    scene = random_scene(np.random.default_rng(5))
+    gaps = ((scene.centres[:, None] - scene.centres[None]) ** 2).sum(-1) + 10**6 * np.eye(6)
+    assert gaps.min() >= (2 * HALF_SIZE) ** 2
+    assert scene.centres.min() >= HALF_SIZE and scene.centres.max() < IMAGE_SIZE - HALF_SIZE
+
+
+@pytest.mark.parametrize("name", QA_MODELS)
+def test_qa_models_answer_and_refuse_tasks_without_questions(name):
+    model = build_model(name, SPEC)
+    image, question = SPEC.example_inputs(3)
+    assert model(torch.randn_like(image), question).shape == (3, len(ANSWERS))
+    assert MODELS.get(name).family == {"question_lstm": "rnn", "image_cnn": "cnn"}.get(
+        name, "hybrid"
+    )
+    with pytest.raises(ConvrecError, match="answers questions about images"):
+        build_model(name, IOSpec("image", (1, 28, 28), 10))
+
+
+class Fixed(nn.Module):
+    """Predicts the class given per sample."""
+
+    def __init__(self, predictions: list[int]) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.eye(len(ANSWERS))[predictions])
+
+    def forward(self, image, question):
+        return self.logits
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # no Trainer here
+def test_the_qa_module_scores_each_question_group():
+    rel, nonrel = encode(REL, "count", RED), encode(NONREL, "top", BLUE)
+    question = torch.tensor([rel, rel, rel, nonrel, nonrel])
+    y = torch.tensor([7, 5, 2, 0, 1])
+    predictions = [7, 5, 3, 0, 0]  # relational 2 of 3, non-relational 1 of 2
+    assert module_for(SPEC) is QuestionAnsweringModule
+    module = module_for(SPEC)(Fixed(predictions), SPEC, torch.optim.SGD)
+    module._step([torch.zeros(5, 3, 75, 75), question, y], "test")
+    scores = {name: module.group_accuracy[f"test_{name}"].compute().item()
+              for name in ("relational", "nonrelational")}  # fmt: skip
+    assert scores == pytest.approx({"relational": 2 / 3, "nonrelational": 1 / 2})
+    assert module.accuracy["test_acc"].compute().item() == pytest.approx(3 / 5)
