@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -63,6 +64,15 @@ def by_profile(value, profile: str):
     if isinstance(value, Mapping) and "quick" in value:
         return value[profile] if profile in value else value["quick"]
     return value
+
+
+STREAMS = {"train": 0, "test": 1}
+
+
+def split_rng(seed: int, split: str) -> np.random.Generator:
+    """The random stream of a generated task's split: numpy `default_rng([seed, 0])` for train,
+    `[seed, 1]` for test, so the test set does not change when the training set grows."""
+    return np.random.default_rng([seed, STREAMS[split]])
 
 
 Loader = Callable[[DictConfig, Path], RawSplits]

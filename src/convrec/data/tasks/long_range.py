@@ -16,12 +16,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from convrec.data.tasks import TASKS, RawSplits, by_profile
+from convrec.data.tasks import TASKS, RawSplits, by_profile, split_rng
 from convrec.data.tasks.mnist import idx_arrays
 from convrec.errors import ConvrecError
 
 PIXELS = 28 * 28
-TRAIN_STREAM, TEST_STREAM = 0, 1
 DIGITS = 8  # copy memory draws its symbols from 1..8
 BLANK, DELIMITER = 0, 9
 
@@ -84,10 +83,6 @@ def _sizes(cfg: DictConfig) -> tuple[int, int, int]:
     return seq_len, train, test
 
 
-def _rng(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, stream])
-
-
 def adding_samples(n: int, seq_len: int, rng: np.random.Generator):
     """x (n, 2, T): uniform values and a marker channel with one 1 in each half; y: their sum.
 
@@ -114,8 +109,8 @@ def adding_samples(n: int, seq_len: int, rng: np.random.Generator):
 def adding(cfg: DictConfig, raw_dir: Path) -> RawSplits:
     seq_len, train, test = _sizes(cfg)
     seed = int(cfg.generator_seed)
-    train_x, train_y = adding_samples(train, seq_len, _rng(seed, TRAIN_STREAM))
-    test_x, test_y = adding_samples(test, seq_len, _rng(seed, TEST_STREAM))
+    train_x, train_y = adding_samples(train, seq_len, split_rng(seed, "train"))
+    test_x, test_y = adding_samples(test, seq_len, split_rng(seed, "test"))
     return RawSplits(
         train_x=train_x,
         train_y=train_y,
@@ -165,8 +160,8 @@ def copy_memory(cfg: DictConfig, raw_dir: Path) -> RawSplits:
     blank_len, train, test = _sizes(cfg)
     memory = int(cfg.memory_length)
     seed = int(cfg.generator_seed)
-    train_x, train_y = copy_memory_samples(train, blank_len, memory, _rng(seed, TRAIN_STREAM))
-    test_x, test_y = copy_memory_samples(test, blank_len, memory, _rng(seed, TEST_STREAM))
+    train_x, train_y = copy_memory_samples(train, blank_len, memory, split_rng(seed, "train"))
+    test_x, test_y = copy_memory_samples(test, blank_len, memory, split_rng(seed, "test"))
     return RawSplits(
         train_x=train_x,
         train_y=train_y,

@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from convrec.data.sources import RemoteFile, fetch
-from convrec.data.tasks import TASKS, RawSplits
+from convrec.data.tasks import TASKS, RawSplits, split_rng
 
 MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
 FASHION_URLS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
@@ -83,6 +83,18 @@ def idx_arrays(
         arrays[name.split("-idx")[0]] = read_idx(fetch(remote, raw_dir))
         sources[remote.relpath] = sha256
     return arrays, sources
+
+
+def digit_splits(raw_dir: Path, seed: int, sizes: tuple[int, int], make):
+    """Generate a train and a test split from MNIST digits: `make(images, labels, n, rng)`
+    draws n samples from the training digits for train and the test digits for test, each
+    split from its own seeded stream. Returns ({"train": .., "test": ..}, sources)."""
+    arrays, sources = idx_arrays(raw_dir)
+    splits = {}
+    for split, prefix, n in (("train", "train", sizes[0]), ("test", "t10k", sizes[1])):
+        labels = arrays[f"{prefix}-labels"].astype(np.int64)
+        splits[split] = make(arrays[f"{prefix}-images"], labels, n, split_rng(seed, split))
+    return splits, sources
 
 
 def shrink(images: np.ndarray, factor: int) -> np.ndarray:

@@ -18,14 +18,13 @@ import torch
 from omegaconf import DictConfig
 
 from convrec.data.tasks import TASKS, RawSplits, by_profile
-from convrec.data.tasks.mnist import idx_arrays, shrink
+from convrec.data.tasks.mnist import digit_splits, shrink
 from convrec.errors import ConvrecError
 
 DIRECTIONS = ("right", "left", "down", "up")
 # (axis of motion in (row, column), sign): down/up move along rows, right/left along columns
 MOTION = {"right": (1, 1), "left": (1, -1), "down": (0, 1), "up": (0, -1)}
 DIGIT = 28
-TRAIN_STREAM, TEST_STREAM = 0, 1
 
 
 def bounce(start: int, velocity: int, frames: int, limit: int) -> list[int]:
@@ -89,18 +88,17 @@ def moving_digits(cfg: DictConfig, raw_dir: Path) -> RawSplits:
             f"frame_size divisible by downscale "
             f"in conf/task/moving_digits.yaml"
         )
-    arrays, sources = idx_arrays(raw_dir)
     seed = int(cfg.generator_seed)
-    splits = {}
-    for split, n, stream in (("train", train, TRAIN_STREAM), ("t10k", test, TEST_STREAM)):
-        rng = np.random.default_rng([seed, stream])
-        images, labels = arrays[f"{split}-images"], arrays[f"{split}-labels"]
-        splits[split] = moving_samples(images, labels, n, frames, size, speeds, rng, factor)
+
+    def make(images, labels, n, rng):
+        return moving_samples(images, labels, n, frames, size, speeds, rng, factor)
+
+    splits, sources = digit_splits(raw_dir, seed, (train, test), make)
     return RawSplits(
         train_x=splits["train"][0],
         train_y=splits["train"][1],
-        test_x=splits["t10k"][0],
-        test_y=splits["t10k"][1],
+        test_x=splits["test"][0],
+        test_y=splits["test"][1],
         input_kind="video",
         class_names=[f"{d} {direction}" for d in range(10) for direction in DIRECTIONS],
         sources=sources,

@@ -15,11 +15,10 @@ import torch
 from omegaconf import DictConfig
 
 from convrec.data.tasks import TASKS, RawSplits, by_profile
-from convrec.data.tasks.mnist import idx_arrays, shrink
+from convrec.data.tasks.mnist import digit_splits, shrink
 from convrec.errors import ConvrecError
 
 HEIGHT, WIDTH = 32, 144  # room for 5 full-width digits (5 x 28 = 140), before `downscale`
-TRAIN_STREAM, TEST_STREAM = 0, 1
 PAD = -1  # after the last digit of a target
 
 
@@ -84,19 +83,17 @@ def multidigit(cfg: DictConfig, raw_dir: Path) -> RawSplits:
             f"test_size >= 1, downscale 1, 2 or 4 "
             f"in conf/task/multidigit.yaml"
         )
-    arrays, sources = idx_arrays(raw_dir)
     seed, gap = int(cfg.generator_seed), int(cfg.max_gap)
-    splits = {}
-    for split, n, stream in (("train", train, TRAIN_STREAM), ("t10k", test, TEST_STREAM)):
-        rng = np.random.default_rng([seed, stream])
-        labels = arrays[f"{split}-labels"].astype(np.int64)
-        images = arrays[f"{split}-images"]
-        splits[split] = multidigit_samples(images, labels, n, lengths, gap, rng, factor)
+
+    def make(images, labels, n, rng):
+        return multidigit_samples(images, labels, n, lengths, gap, rng, factor)
+
+    splits, sources = digit_splits(raw_dir, seed, (train, test), make)
     return RawSplits(
         train_x=splits["train"][0],
         train_y=splits["train"][1],
-        test_x=splits["t10k"][0],
-        test_y=splits["t10k"][1],
+        test_x=splits["test"][0],
+        test_y=splits["test"][1],
         input_kind="image",
         class_names=[str(d) for d in range(10)],
         target_kind="sequence",

@@ -26,11 +26,10 @@ import torch
 from omegaconf import DictConfig
 from seqeval.metrics import f1_score
 
-from convrec.data.tasks import TASKS, RawSplits, by_profile
+from convrec.data.tasks import TASKS, RawSplits, by_profile, split_rng
 from convrec.data.text import Vocabulary, pad_ids
 from convrec.errors import ConvrecError
 
-TRAIN_STREAM, TEST_STREAM = 0, 1
 SLOTS = ("origin", "destination", "depart_date", "return_date", "depart_time", "airline",
          "fare_class")  # fmt: skip
 TAGS = ["O", *(f"{bio}-{slot}" for slot in SLOTS for bio in ("B", "I"))]
@@ -199,8 +198,8 @@ def slot_filling(cfg: DictConfig, raw_dir: Path) -> RawSplits:
             f"set train_size >= 2 and test_size >= 1 in conf/task/{cfg.name}.yaml"
         )
     seed = int(cfg.generator_seed)
-    train = utterances(train_size, "train", np.random.default_rng([seed, TRAIN_STREAM]))
-    test = utterances(test_size, "test", np.random.default_rng([seed, TEST_STREAM]))
+    train = utterances(train_size, "train", split_rng(seed, "train"))
+    test = utterances(test_size, "test", split_rng(seed, "test"))
     # From train only: a word that only the test templates use is <unk>.
     vocab = Vocabulary.build((words for words, _ in train), min_freq=1, max_size=10**6)
     width = max(len(words) for words, _ in train + test)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from convrec.data.tasks import PAD, TASKS, UNK, RawSplits, by_profile
+from convrec.data.tasks import PAD, TASKS, UNK, RawSplits, by_profile, split_rng
 from convrec.errors import ConvrecError
 
 IMAGE_SIZE, HALF_SIZE = 75, 5  # Santoro's img_size and object size
@@ -54,7 +54,6 @@ SUBTYPES = {group: [s for g, s in QUESTIONS if g == group] for group in (NONREL,
 WORDS = sorted({w for t in QUESTIONS.values() for w in t.split() if w != "{}"} | set(COLOURS))
 VOCAB = [PAD, UNK, NONREL, REL, *WORDS]
 QUESTION_LENGTH = 1 + max(len(t.split()) for t in QUESTIONS.values())
-TRAIN_STREAM, TEST_STREAM = 0, 1
 
 
 @dataclass(frozen=True)
@@ -157,10 +156,8 @@ def sort_of_clevr(cfg: DictConfig, raw_dir: Path) -> RawSplits:
             f"questions_per_group={per_group} must all be >= 1 in conf/task/{cfg.name}.yaml"
         )
     seed = int(cfg.generator_seed)
-    train_x, train_q, train_y = samples(
-        train, per_group, np.random.default_rng([seed, TRAIN_STREAM])
-    )
-    test_x, test_q, test_y = samples(test, per_group, np.random.default_rng([seed, TEST_STREAM]))
+    train_x, train_q, train_y = samples(train, per_group, split_rng(seed, "train"))
+    test_x, test_q, test_y = samples(test, per_group, split_rng(seed, "test"))
     return RawSplits(
         train_x=train_x,
         train_y=train_y,
