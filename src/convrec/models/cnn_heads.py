@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from convrec.errors import ConvrecError
 from convrec.models import MODELS
+from convrec.models.io import require_image_to_sequence
 from convrec.models.layers import ConvStack, mlp_layers
 from convrec.models.spec import IOSpec
 
@@ -34,11 +34,7 @@ class CNNHeads(nn.Module):
         **conv,
     ) -> None:
         super().__init__()
-        if spec.input_kind != "image" or spec.target_kind != "sequence":
-            raise ConvrecError(
-                f"cnn_heads reads an image into a sequence of classes (multidigit); this task "
-                f"has {spec.input_kind} inputs and {spec.target_kind} targets"
-            )
+        require_image_to_sequence(spec, "cnn_heads")
         self.slots, self.classes = spec.target_length, spec.num_classes + 1
         self.features = ConvStack(spec.input_shape[0], 2, list(channels), activation=activation,
                                   **conv)  # fmt: skip

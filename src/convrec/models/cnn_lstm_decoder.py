@@ -17,6 +17,7 @@ from torch import nn
 from convrec.errors import ConvrecError
 from convrec.models import MODELS
 from convrec.models.decoding import beam_search
+from convrec.models.io import require_image_to_sequence
 from convrec.models.layers import ConvStack
 from convrec.models.spec import IOSpec
 
@@ -37,11 +38,11 @@ class CNNLSTMDecoder(nn.Module):
         **conv,
     ) -> None:
         super().__init__()
-        if spec.input_kind != "image" or spec.target_kind != "sequence" or beam_size < 1:
+        require_image_to_sequence(spec, "cnn_lstm_decoder")
+        if beam_size < 1:
             raise ConvrecError(
-                f"cnn_lstm_decoder reads an image into a sequence of classes (multidigit) with "
-                f"beam_size >= 1; got {spec.input_kind} inputs, {spec.target_kind} targets, "
-                f"beam_size={beam_size}"
+                f"cnn_lstm_decoder: beam_size={beam_size} is invalid, it must be >= 1 "
+                f"(1 is greedy decoding); fix conf/model/cnn_lstm_decoder.yaml (net: ...)"
             )
         self.end, self.start_token = spec.num_classes, spec.num_classes + 1
         self.max_len, self.beam_size = spec.target_length, beam_size

@@ -16,6 +16,7 @@ from torch import nn
 from convrec.errors import ConvrecError
 from convrec.models import MODELS
 from convrec.models.cnn_lstm import columns_as_sequence
+from convrec.models.io import require_image_to_sequence
 from convrec.models.layers import ConvStack
 from convrec.models.spec import IOSpec
 
@@ -36,11 +37,7 @@ class CRNN(nn.Module):
     ) -> None:
         """`conv` holds the conv blocks' knobs (kernel_size, pool, pool_size, batch_norm, ...)."""
         super().__init__()
-        if spec.input_kind != "image" or spec.target_kind != "sequence":
-            raise ConvrecError(
-                f"{type(self).__name__} reads an image into a sequence of classes (multidigit); "
-                f"this task has {spec.input_kind} inputs and {spec.target_kind} targets"
-            )
+        require_image_to_sequence(spec, type(self).__name__)
         self.features = ConvStack(spec.input_shape[0], 2, list(channels), **conv)
         columns = columns_as_sequence(self.features(spec.example(1)))
         if columns.shape[1] < 2 * spec.target_length - 1:  # CTC needs a blank between repeats

@@ -90,6 +90,15 @@ def require_summary(spec: IOSpec, model: str) -> None:
         )
 
 
+def require_image_to_sequence(spec: IOSpec, model: str) -> None:
+    """Models that read an image into a sequence of classes (multidigit) take only that."""
+    if spec.input_kind != "image" or spec.target_kind != "sequence":
+        raise ConvrecError(
+            f"{model} reads an image into a sequence of classes (multidigit); this task has "
+            f"{spec.input_kind} inputs and {spec.target_kind} targets"
+        )
+
+
 def step_mask(lengths: torch.Tensor | None, steps: int, device=None) -> torch.Tensor | None:
     """(N, 1, T) float mask, 1 on real steps, 0 on padding; None when every step is real."""
     if lengths is None:
