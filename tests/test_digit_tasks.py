@@ -6,10 +6,10 @@ import torch
 
 from convrec.data.tasks.mnist import shrink
 from convrec.data.tasks.moving_digits import DIRECTIONS, bounce, clip, moving_samples
-from convrec.data.tasks.multidigit import HEIGHT, PAD, WIDTH, compose, multidigit_samples
+from convrec.data.tasks.multidigit import HEIGHT, WIDTH, compose, multidigit_samples
 from convrec.errors import ConvrecError
 from convrec.models import build_model
-from convrec.models.spec import IOSpec
+from convrec.models.spec import TARGET_PAD, IOSpec
 
 
 def block(width: int, value: int, ink_from: int = 5) -> np.ndarray:
@@ -46,8 +46,8 @@ def test_multidigit_targets_read_the_digits_left_to_right():
         columns = image.max(axis=0)
         starts = np.flatnonzero(columns == 255)  # each digit's marker column
         read = [int(columns[s + 1]) // 20 - 1 for s in starts]
-        assert read == [d for d in target if d != PAD]
-        assert 3 <= len(read) <= 5 and all(d == PAD for d in target[len(read) :])
+        assert read == [d for d in target if d != TARGET_PAD]
+        assert 3 <= len(read) <= 5 and all(d == TARGET_PAD for d in target[len(read) :])
 
 
 def test_digit_generators_are_deterministic_per_seed():

@@ -17,7 +17,7 @@ from torchmetrics import Metric
 
 from convrec.lit.base import ACCURACY, LOSS, SupervisedModule, metric_key
 from convrec.models.decoding import DECODINGS, ctc_greedy, slots_greedy
-from convrec.models.spec import IOSpec
+from convrec.models.spec import TARGET_PAD, IOSpec
 
 ERROR_RATE = "der"  # digit error rate
 
@@ -34,7 +34,7 @@ def edit_distance(a: list[int], b: list[int]) -> int:
 
 def target_lists(y: torch.Tensor) -> list[list[int]]:
     """(N, L) targets padded with -1 -> their label lists."""
-    return [[v for v in row if v >= 0] for row in y.tolist()]
+    return [[v for v in row if v != TARGET_PAD] for row in y.tolist()]
 
 
 class SequenceScores(Metric):
@@ -85,7 +85,7 @@ class SequenceModule(SupervisedModule):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, model outputs) for inputs x and targets y (N, L) padded with -1."""
-        lengths = (y >= 0).sum(1)
+        lengths = (y != TARGET_PAD).sum(1)
         if self.net.decoding == "ctc":
             logits = self.net(x)
             log_probs = logits.log_softmax(-1).transpose(0, 1)  # (T, N, K + 1)
@@ -96,12 +96,14 @@ class SequenceModule(SupervisedModule):
             return loss, logits
         if self.net.decoding == "slots":
             logits = self.net(x)
-            return F.cross_entropy(logits.transpose(1, 2), y.masked_fill(y < 0, self.end)), logits
+            return F.cross_entropy(
+                logits.transpose(1, 2), y.masked_fill(y == TARGET_PAD, self.end)
+            ), logits
         # Teacher forcing: the target with its end class appended, -1 after it.
-        ended = torch.cat([y, y.new_full((len(y), 1), -1)], dim=1)
+        ended = torch.cat([y, y.new_full((len(y), 1), TARGET_PAD)], dim=1)
         ended[torch.arange(len(y)), lengths] = self.end
         logits = self.net(x, y)  # (N, L + 1, K + 1)
-        return F.cross_entropy(logits.transpose(1, 2), ended, ignore_index=-1), logits
+        return F.cross_entropy(logits.transpose(1, 2), ended, ignore_index=TARGET_PAD), logits
 
     def decode(self, x: torch.Tensor, logits: torch.Tensor) -> list[list[int]]:
         if self.net.decoding == "ctc":

@@ -13,9 +13,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from convrec.lit.base import F1, LOSS, STAGES, SupervisedModule, metric_key
-from convrec.models.spec import IOSpec
-
-PADDING = -1  # the target on padded steps
+from convrec.models.spec import TARGET_PAD, IOSpec
 
 
 class SlotF1(Metric):
@@ -38,7 +36,7 @@ class SlotF1(Metric):
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """`logits` (N, T, K), `target` (N, T) with -1 on padding (right-padded)."""
-        real = target != PADDING
+        real = target != TARGET_PAD
         self.preds.append(logits.argmax(-1)[real])
         self.target.append(target[real])
         self.lengths.append(real.sum(1))
@@ -61,7 +59,7 @@ class TaggingModule(SupervisedModule):
 
     def __init__(self, net: nn.Module, spec: IOSpec, optimizer, scheduler=None) -> None:
         super().__init__(net, optimizer, scheduler)
-        self.loss_fn = nn.CrossEntropyLoss(ignore_index=PADDING)  # padding adds no loss
+        self.loss_fn = nn.CrossEntropyLoss(ignore_index=TARGET_PAD)  # padding adds no loss
         self.f1 = nn.ModuleDict({f"{stage}_f1": SlotF1(spec.class_names) for stage in STAGES})
 
     def compute(self, outputs: torch.Tensor, y: torch.Tensor, stage: str) -> torch.Tensor:

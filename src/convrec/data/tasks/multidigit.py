@@ -17,9 +17,9 @@ from omegaconf import DictConfig
 from convrec.data.tasks import TASKS, RawSplits, by_profile
 from convrec.data.tasks.mnist import digit_splits, shrink
 from convrec.errors import ConvrecError
+from convrec.models.spec import TARGET_PAD
 
 HEIGHT, WIDTH = 32, 144  # room for 5 full-width digits (5 x 28 = 140), before `downscale`
-PAD = -1  # after the last digit of a target
 
 
 def ink_columns(digit: np.ndarray) -> np.ndarray:
@@ -54,10 +54,10 @@ def multidigit_samples(
     images, labels, n: int, lengths: tuple[int, int], max_gap: int, rng, factor: int = 1
 ):
     """n images (n, 1, HEIGHT / factor, WIDTH / factor) uint8 and targets (n, max length),
-    padded with PAD."""
+    padded with TARGET_PAD."""
     shortest, longest = lengths
     x = np.zeros((n, 1, HEIGHT // factor, WIDTH // factor), dtype=np.uint8)
-    y = np.full((n, longest), PAD, dtype=np.int64)
+    y = np.full((n, longest), TARGET_PAD, dtype=np.int64)
     for i in range(n):
         count = int(rng.integers(shortest, longest + 1))
         picks = rng.integers(0, len(images), size=count)

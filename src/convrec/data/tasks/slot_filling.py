@@ -29,6 +29,7 @@ from seqeval.metrics import f1_score
 from convrec.data.tasks import TASKS, RawSplits, by_profile, split_rng
 from convrec.data.text import Vocabulary, pad_ids
 from convrec.errors import ConvrecError
+from convrec.models.spec import TARGET_PAD
 
 SLOTS = ("origin", "destination", "depart_date", "return_date", "depart_time", "airline",
          "fare_class")  # fmt: skip
@@ -185,7 +186,7 @@ def _encode(samples: list, vocab: Vocabulary, width: int) -> tuple[torch.Tensor,
     ids, lengths = pad_ids([vocab.encode(words, len(words)) for words, _ in samples], width)
     tag_ids, _ = pad_ids([[TAGS.index(t) for t in tags] for _, tags in samples], width)
     real = torch.arange(width)[None, :] < lengths[:, None]
-    return ids, lengths, tag_ids.masked_fill(~real, -1)  # no tag on padding
+    return ids, lengths, tag_ids.masked_fill(~real, TARGET_PAD)  # no tag on padding
 
 
 @TASKS.register("slot_filling")
