@@ -2,8 +2,10 @@
 
 import math
 
+import pytest
 import torch
 
+from convrec.errors import ConvrecError
 from convrec.lit.sequence import SequenceModule, SequenceScores, edit_distance, target_lists
 from convrec.models import build_model
 from convrec.models.decoding import beam_search, ctc_greedy, slots_greedy
@@ -99,3 +101,9 @@ def test_teacher_forcing_predicts_each_digit_from_the_previous_ones():
     a = net(x, torch.tensor([[1, 2, 3, -1, -1]]))
     b = net(x, torch.tensor([[1, 2, 7, -1, -1]]))
     assert torch.allclose(a[:, :3], b[:, :3]) and not torch.allclose(a[:, 3], b[:, 3])
+
+
+def test_a_model_without_decoding_is_refused_with_the_fix():
+    net = build_model("cnn", SPEC)  # builds (one class per image), but cannot write a sequence
+    with pytest.raises(ConvrecError, match="CNN cannot write a sequence of classes.*use crnn"):
+        SequenceModule(net, SPEC, optimizer=torch.optim.SGD)

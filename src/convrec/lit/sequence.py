@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
 
+from convrec.errors import ConvrecError
 from convrec.lit.base import ACCURACY, LOSS, SupervisedModule, metric_key
 from convrec.models.decoding import DECODINGS, ctc_greedy, slots_greedy
 from convrec.models.spec import TARGET_PAD, IOSpec
@@ -73,9 +74,9 @@ class SequenceModule(SupervisedModule):
     def __init__(self, net: nn.Module, spec: IOSpec, optimizer, scheduler=None) -> None:
         super().__init__(net, optimizer, scheduler)
         if getattr(net, "decoding", None) not in DECODINGS:
-            raise TypeError(
-                f"{type(net).__name__} cannot write a sequence of classes: it needs `decoding` "
-                f"({', '.join(DECODINGS)})"
+            raise ConvrecError(
+                f"{type(net).__name__} cannot write a sequence of classes (it has no `decoding`: "
+                f"{', '.join(DECODINGS)}); use crnn, cnn_lstm_decoder, cnn_heads or lstm_ctc"
             )
         self.end = spec.num_classes  # the blank, "no more digits" or end-of-sequence class
         self.scores = nn.ModuleDict(
