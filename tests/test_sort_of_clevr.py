@@ -55,10 +55,10 @@ def test_the_generator_is_deterministic_and_each_split_has_its_own_stream(tmp_pa
     for field in ("train_x", "train_question", "train_y", "test_x", "test_question", "test_y"):
         assert torch.equal(getattr(a, field), getattr(b, field))
         assert not torch.equal(getattr(a, field), getattr(other, field))
-    assert a.train_x.shape == (48, 3, 75, 75) and a.train_x.dtype == torch.uint8
-    assert a.train_question.shape == (48, QUESTION_LENGTH) and a.test_y.shape == (16,)
+    assert a.train_x.shape == (12, 3, 75, 75) and a.train_x.dtype == torch.uint8
+    assert a.train_question.shape == (12, 4, QUESTION_LENGTH) and a.test_y.shape == (4, 4)
     bigger = _load(tmp_path, **{**small, "train_images": 20})
-    assert torch.equal(bigger.test_x, a.test_x) and torch.equal(bigger.train_y[:48], a.train_y)
+    assert torch.equal(bigger.test_x, a.test_x) and torch.equal(bigger.train_y[:12], a.train_y)
     assert a.question_groups == {"nonrelational": 2, "relational": 3} and a.vocab == VOCAB
 
 
@@ -93,9 +93,12 @@ def test_questions_start_with_their_group_and_answers_fit_their_type():
     assert len(ids) == QUESTION_LENGTH
     assert words == [REL, *"what shape is the object closest to the red object".split()]
     x, question, y = samples(30, 3, np.random.default_rng(0))
+    assert x.shape == (30, 3, 75, 75) and question.shape == (30, 6, QUESTION_LENGTH)
+    question, y = question.flatten(0, 1), y.flatten()
     first = question[torch.arange(len(question)), (question != 0).int().argmax(1)]
     relational = first == VOCAB.index(REL)
     assert relational.sum() == 90 and (first[~relational] == VOCAB.index(NONREL)).all()
+    assert relational.view(30, 6)[:, 3:].all()  # 3 non-relational, then 3 relational each
     assert y[~relational].max() <= 3 and y[relational].min() >= 2  # yes/no/shape; shape/count
     scene = random_scene(np.random.default_rng(5))
     gaps = ((scene.centres[:, None] - scene.centres[None]) ** 2).sum(-1) + 10**6 * np.eye(6)
@@ -103,11 +106,25 @@ def test_questions_start_with_their_group_and_answers_fit_their_type():
     assert scene.centres.min() >= HALF_SIZE and scene.centres.max() < IMAGE_SIZE - HALF_SIZE
 
 
+def test_eighteen_questions_per_group_ask_every_colour_and_subtype_once():
+    _, question, y = samples(2, 18, np.random.default_rng(1))
+    for image in question:
+        assert len({tuple(q.tolist()) for q in image}) == 36  # 2 groups x 3 subtypes x 6
+
+
 @pytest.mark.parametrize("name", QA_MODELS)
 def test_qa_models_answer_and_refuse_tasks_without_questions(name):
-    model = build_model(name, SPEC)
-    image, question = SPEC.example_inputs(3)
-    assert model(torch.randn_like(image), question).shape == (3, len(ANSWERS))
+    model = build_model(name, SPEC).eval()
+    image, _ = SPEC.example_inputs(3)
+    image = torch.randn_like(image)
+    asked = [encode(NONREL, "left", RED), encode(REL, "count", BLUE), encode(NONREL, "top", RED)]
+    question = torch.tensor(asked)[None].expand(3, -1, -1)  # 3 images x 3 questions
+    answers = model(image, question)
+    assert answers.shape == (3, 3, len(ANSWERS))
+    # Each question is answered as if asked alone: the image is shared, not the questions.
+    for k in range(3):
+        alone = model(image, question[:, k : k + 1])
+        torch.testing.assert_close(alone[:, 0], answers[:, k], rtol=1e-4, atol=1e-5)
     assert MODELS.get(name).family == {"question_lstm": "rnn", "image_cnn": "cnn"}.get(
         name, "hybrid"
     )
@@ -123,18 +140,18 @@ class Fixed(nn.Module):
         self.logits = nn.Parameter(torch.eye(len(ANSWERS))[predictions])
 
     def forward(self, image, question):
-        return self.logits
+        return self.logits.view(*question.shape[:2], -1)
 
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # no Trainer here
 def test_the_qa_module_scores_each_question_group():
     rel, nonrel = encode(REL, "count", RED), encode(NONREL, "top", BLUE)
-    question = torch.tensor([rel, rel, rel, nonrel, nonrel])
-    y = torch.tensor([7, 5, 2, 0, 1])
+    question = torch.tensor([[rel, rel, rel, nonrel, nonrel]])  # one image, 5 questions
+    y = torch.tensor([[7, 5, 2, 0, 1]])
     predictions = [7, 5, 3, 0, 0]  # relational 2 of 3, non-relational 1 of 2
     assert module_for(SPEC) is QuestionAnsweringModule
     module = module_for(SPEC)(Fixed(predictions), SPEC, torch.optim.SGD)
-    module._step([torch.zeros(5, 3, 75, 75), question, y], "test")
+    module._step([torch.zeros(1, 3, 75, 75), question, y], "test")
     scores = {name: module.group_accuracy[f"test_{name}"].compute().item()
               for name in ("relational", "nonrelational")}  # fmt: skip
     assert scores == pytest.approx({"relational": 2 / 3, "nonrelational": 1 / 2})

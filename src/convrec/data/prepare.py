@@ -58,6 +58,7 @@ def _meta(task, profile: str, raw: RawSplits, splits: dict, files: dict) -> dict
     train = splits["train"]
     float_input = raw.input_kind != "tokens"
     stats = _channel_stats(train["x"], train.get("lengths")) if float_input else None
+    question_shape = raw.train_question.shape if raw.train_question is not None else (0, 0, 0)
     return {
         "format_version": FORMAT_VERSION,
         "task": task.name,
@@ -69,7 +70,8 @@ def _meta(task, profile: str, raw: RawSplits, splits: dict, files: dict) -> dict
         "class_names": raw.class_names,
         "vocab_size": len(raw.vocab) if raw.vocab is not None else 0,
         "target_length": raw.train_y.shape[1] if raw.target_kind == "sequence" else 0,
-        "question_length": raw.train_question.shape[1] if raw.train_question is not None else 0,
+        "question_length": question_shape[2],
+        "questions_per_input": question_shape[1],
         "question_groups": raw.question_groups or {},
         "variable_length": raw.train_lengths is not None,
         "image_view": raw.image_view,
@@ -89,6 +91,9 @@ def _check(raw: RawSplits, name: str) -> None:
     assert raw.target_kind in TARGET_KINDS, f"{name}: target_kind {raw.target_kind!r}"
     assert (raw.train_lengths is None) == (raw.test_lengths is None), f"{name}: lengths"
     assert (raw.train_question is None) == (raw.test_question is None), f"{name}: questions"
+    if raw.train_question is not None:  # (N, K, Q) questions, (N, K) answers
+        assert raw.train_question.dim() == 3, f"{name}: questions are (N, K, Q)"
+        assert raw.train_y.shape == raw.train_question.shape[:2], f"{name}: an answer each"
     has_tokens = raw.input_kind == "tokens" or raw.train_question is not None
     assert has_tokens == (raw.vocab is not None), f"{name}: vocab"
 

@@ -3,6 +3,8 @@
 Santoro et al. 2017 report relational and non-relational questions apart, since a model can
 answer the second kind well and the first barely above the prior. The task names its
 groups by a marker token (`IOSpec.question_groups`); the overall accuracy stays the headline.
+A sample is an image with K questions: outputs (N, K, classes) and answers (N, K) are scored
+as N * K answers.
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ class QuestionAnsweringModule(ClassificationModule):
         return super()._step(batch, stage)
 
     def compute(self, outputs: torch.Tensor, y: torch.Tensor, stage: str) -> torch.Tensor:
+        outputs, y = outputs.flatten(0, 1), y.flatten()
         loss = super().compute(outputs, y, stage)
         if stage in SCORED:
+            question = self._question.flatten(0, 1)
             for group, token in self.groups.items():
-                in_group = (self._question == token).any(dim=1)
+                in_group = (question == token).any(dim=1)
                 accuracy = self.group_accuracy[f"{stage}_{group}"]
                 if in_group.any():  # a batch may hold no question of a group
                     accuracy.update(outputs[in_group], y[in_group])

@@ -14,7 +14,7 @@ from torch import nn
 
 from convrec.models import MODELS
 from convrec.models.spec import IOSpec
-from convrec.models.vqa_parts import ImageEncoder, answer_head, require_question
+from convrec.models.vqa_parts import ImageEncoder, answer_head, per_question, require_question
 
 
 @MODELS.register("image_cnn")
@@ -34,4 +34,5 @@ class ImageCNN(nn.Module):
         self.head = answer_head(spec, math.prod(self.image.out_shape), hidden, dropout)
 
     def forward(self, image: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
-        return self.head(self.image(image).flatten(1))  # the question is ignored by design
+        answers = self.head(self.image(image).flatten(1))  # the question is ignored by design
+        return per_question(answers, question)  # the same answer to each of its questions

@@ -1,9 +1,20 @@
-"""CNN + LSTM + a relation module (Santoro et al. 2017, A simple neural network module for
-relational reasoning).
+"""CNN + LSTM + a relation module (after Santoro et al. 2017, A simple neural network module
+for relational reasoning), with the question applied after the pairs instead of inside g.
 
-Each cell of the CNN's 5x5 map, with its (x, y) coordinates, is an object. A network g
-reads every ordered pair of objects with the question, [o_i, o_j, q]; its outputs are
-pooled over all 625 pairs and f answers: RN(O, q) = f(sum_ij g(o_i, o_j, q)).
+Each cell of the CNN's 5x5 map, with its (x, y) coordinates, is an object. A network g reads
+every ordered pair of objects [o_i, o_j]; the mean over partners j gives each object its
+relations r_i = mean_j g(o_i, o_j) (how many share its shape, which is near or far). The
+question reads the relations as vqa_product reads the CNN's map: the flattened relations
+are projected (ReLU), multiplied element-wise by the question's gates, and f answers:
+RN(O, q) = f(relu(W [r_1 .. r_25]) * (V q)). The model differs from vqa_product only in
+what the question reads: each cell's relations to every other, instead of the cell alone.
+
+Why not Santoro's g(o_i, o_j, q): with q inside g, g runs on 625 pairs for every question,
+and Sort-of-CLEVR asks 36 questions per image. On 2 CPU cores that measured 190 s per epoch
+with a single 64-wide layer in g (330 s at 128); with q outside g, g runs once per image.
+Every Sort-of-CLEVR relational question is anchored at one object ("closest to the red
+object"), whose relations r_i the question's gates pick out. (A softmax attention of the
+question over the objects, tried first, stayed at 68% non-relational after 8 epochs.)
 """
 
 from __future__ import annotations
@@ -16,7 +27,13 @@ from torch import nn
 from convrec.models import MODELS
 from convrec.models.layers import mlp_layers
 from convrec.models.spec import IOSpec
-from convrec.models.vqa_parts import ImageEncoder, QuestionEncoder, answer_head, require_question
+from convrec.models.vqa_parts import (
+    ImageEncoder,
+    QuestionEncoder,
+    answer_head,
+    per_question,
+    require_question,
+)
 
 
 @MODELS.register("relation_net")
@@ -29,9 +46,10 @@ class RelationNet(nn.Module):
         channels: Sequence[int] = (24, 24, 24, 24),
         embed_dim: int = 32,
         hidden_size: int = 128,
-        g_hidden: Sequence[int] = (128, 128, 128),  # Santoro: 4 layers of 256
-        f_hidden: Sequence[int] = (256,),  # Santoro: 256, 256
-        dropout: float = 0.2,
+        g_hidden: Sequence[int] = (128, 128),  # Santoro: 4 layers of 256
+        fused: int = 256,
+        f_hidden: Sequence[int] = (),  # Santoro: 256, 256
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         require_question(spec, "relation_net")
@@ -42,25 +60,22 @@ class RelationNet(nn.Module):
         self.register_buffer(
             "coords", torch.stack([xs, ys], -1).reshape(h * w, 2), persistent=False
         )
-        self.object_features = c + 2
+        objects = c + 2
         widths = list(g_hidden)
-        self.g_first = nn.Linear(2 * self.object_features + hidden_size, widths[0])
+        self.g_i = nn.Linear(objects, widths[0])
+        self.g_j = nn.Linear(objects, widths[0], bias=False)
         self.g_rest = nn.Sequential(nn.ReLU(), *mlp_layers(widths[0], widths[1:], "relu", 0.0))
-        self.f = answer_head(spec, widths[-1], f_hidden, dropout)
+        self.relations_proj = nn.Sequential(
+            nn.Flatten(), nn.Linear(h * w * widths[-1], fused), nn.ReLU()
+        )
+        self.question_proj = nn.Linear(hidden_size, fused)
+        self.f = answer_head(spec, fused, f_hidden, dropout)
 
     def forward(self, image: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
         cells = self.image(image).flatten(2).transpose(1, 2)  # (N, h * w, C)
         objects = torch.cat([cells, self.coords.expand(len(cells), -1, -1)], dim=2)
-        q = self.question(question)
-        # g's first layer on [o_i, o_j, q] is W_i o_i + W_j o_j + W_q q + b; the three parts
-        # computed apart cost 2 * 25 products per image instead of 625.
-        w_i, w_j, w_q = self.g_first.weight.split(
-            [self.object_features, self.object_features, q.shape[1]], dim=1
-        )
-        first = (
-            (objects @ w_i.T)[:, :, None]
-            + (objects @ w_j.T)[:, None, :]
-            + (q @ w_q.T + self.g_first.bias)[:, None, None]
-        )  # (N, h * w, h * w, width): every ordered pair, itself included, as Santoro's
-        # The mean over pairs is the paper's sum scaled by a constant: f's inputs keep g's scale.
-        return self.f(self.g_rest(first).mean(dim=(1, 2)))
+        # g's first layer on [o_i, o_j] is W_i o_i + W_j o_j + b: 2 * 25 products, not 625.
+        first = self.g_i(objects)[:, :, None] + self.g_j(objects)[:, None, :]
+        relations = self.g_rest(first).mean(dim=2)  # (N, objects, width): each object's
+        gates = self.question_proj(self.question(question))  # (N, K, fused)
+        return self.f(per_question(self.relations_proj(relations), question) * gates)

@@ -24,11 +24,14 @@ class IOSpec:
     vocab_size: int = 0  # "tokens" inputs only
     variable_length: bool = False  # batches come with lengths; padding must not change outputs
     image_view: bool = False  # a (C, T) sequence that 2-D CNNs should see as a (1, C, T) image
-    question_length: int = 0  # image QA: each input comes with a (Q,) question of token ids
+    question_length: int = 0  # image QA: the tokens of a question
     target_length: int = 0  # "sequence" targets: the most classes a target holds
     class_names: tuple[str, ...] = ()
     # image QA: (group name, token id) pairs; a question is in a group when it holds the token
     question_groups: tuple[tuple[str, int], ...] = ()
+    # image QA: each input comes with (K, Q) token ids, K questions, and a model answers all
+    # K: (N, K, num_classes)
+    questions_per_input: int = 1
 
     @classmethod
     def from_meta(cls, meta: dict) -> IOSpec:
@@ -44,6 +47,7 @@ class IOSpec:
             int(meta.get("target_length", 0)),
             tuple(meta.get("class_names", ())),
             question_groups=tuple(meta.get("question_groups", {}).items()),
+            questions_per_input=int(meta.get("questions_per_input", 1)),
         )
 
     @property
@@ -81,7 +85,8 @@ class IOSpec:
         if self.variable_length:
             inputs.append(torch.full((batch,), self.steps))
         if self.question_length:
-            inputs.append(torch.ones(batch, self.question_length, dtype=torch.long))
+            shape = (batch, self.questions_per_input, self.question_length)
+            inputs.append(torch.ones(shape, dtype=torch.long))
         return inputs
 
 

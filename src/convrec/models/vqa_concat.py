@@ -14,7 +14,13 @@ from torch import nn
 
 from convrec.models import MODELS
 from convrec.models.spec import IOSpec
-from convrec.models.vqa_parts import ImageEncoder, QuestionEncoder, answer_head, require_question
+from convrec.models.vqa_parts import (
+    ImageEncoder,
+    QuestionEncoder,
+    answer_head,
+    per_question,
+    require_question,
+)
 
 
 @MODELS.register("vqa_concat")
@@ -38,5 +44,6 @@ class VQAConcat(nn.Module):
         self.head = answer_head(spec, flat + hidden_size, hidden, dropout)
 
     def forward(self, image: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
-        fused = torch.cat([self.image(image).flatten(1), self.question(question)], dim=1)
+        image_features = per_question(self.image(image).flatten(1), question)
+        fused = torch.cat([image_features, self.question(question)], dim=2)
         return self.head(fused)

@@ -1,8 +1,9 @@
 """CNN + LSTM VQA by element-wise product (Antol et al. 2015, the seed's VQA design).
 
-The image's feature map and the question's LSTM state are each projected to `fused`
-features (tanh), multiplied element-wise, and an MLP reads the product: the question
-gates which image features reach the answer.
+The image's feature map is projected to `fused` features (ReLU), the question's state to
+`fused` gates (linear), the two are multiplied element-wise and a linear layer (or an MLP,
+`hidden`) reads the product: the question picks which image features reach the answer,
+so each question gets its own read-out of one shared image code.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from torch import nn
 
 from convrec.models import MODELS
 from convrec.models.spec import IOSpec
-from convrec.models.vqa_parts import ImageEncoder, QuestionEncoder, answer_head, require_question
+from convrec.models.vqa_parts import (
+    ImageEncoder,
+    QuestionEncoder,
+    answer_head,
+    per_question,
+    require_question,
+)
 
 
 @MODELS.register("vqa_product")
@@ -29,18 +36,18 @@ class VQAProduct(nn.Module):
         embed_dim: int = 32,
         hidden_size: int = 128,
         fused: int = 256,
-        hidden: Sequence[int] = (256,),
-        dropout: float = 0.2,
+        hidden: Sequence[int] = (),
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         require_question(spec, "vqa_product")
         self.image = ImageEncoder(spec, channels)
         self.question = QuestionEncoder(spec, embed_dim, hidden_size)
         flat = math.prod(self.image.out_shape)
-        self.image_proj = nn.Sequential(nn.Flatten(), nn.Linear(flat, fused), nn.Tanh())
-        self.question_proj = nn.Sequential(nn.Linear(hidden_size, fused), nn.Tanh())
+        self.image_proj = nn.Sequential(nn.Flatten(), nn.Linear(flat, fused), nn.ReLU())
+        self.question_proj = nn.Linear(hidden_size, fused)
         self.head = answer_head(spec, fused, hidden, dropout)
 
     def forward(self, image: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
-        image_features = self.image_proj(self.image(image))
+        image_features = per_question(self.image_proj(self.image(image)), question)
         return self.head(image_features * self.question_proj(self.question(question)))

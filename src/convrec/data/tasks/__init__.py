@@ -31,7 +31,8 @@ class RawSplits:
     "value" (N,) float32, a regression target; "sequence" (N, L) int64, a sequence of
     up to L classes to generate, right-padded with -1 (the digits of a multi-digit image);
     "tags" (N, T) int64, a BIO tag per token, -1 on padding (slot filling).
-    An image QA task adds `train_question` / `test_question`: (N, Q) int64 ids into `vocab`.
+    An image QA task adds `train_question` / `test_question`: (N, K, Q) int64 ids into
+    `vocab`, K questions about each input, and then its "class" targets are (N, K).
     """
 
     train_x: torch.Tensor
@@ -44,7 +45,7 @@ class RawSplits:
     train_lengths: torch.Tensor | None = None  # (N,) int64, only for variable-length inputs
     test_lengths: torch.Tensor | None = None
     vocab: list[str] | None = None  # token ids -> tokens (of the input or the question)
-    train_question: torch.Tensor | None = None  # (N, Q) int64: a question about each input
+    train_question: torch.Tensor | None = None  # (N, K, Q) int64: K questions about each input
     test_question: torch.Tensor | None = None
     # Image QA: question groups scored apart, {name: token id}; a question holding the token
     # is in the group (Sort-of-CLEVR: "relational" and "nonrelational")
