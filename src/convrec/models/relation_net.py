@@ -29,9 +29,8 @@ from convrec.models.layers import mlp_layers
 from convrec.models.spec import IOSpec
 from convrec.models.vqa_parts import (
     ImageEncoder,
+    ProductFusion,
     QuestionEncoder,
-    answer_head,
-    per_question,
     require_question,
 )
 
@@ -65,11 +64,8 @@ class RelationNet(nn.Module):
         self.g_i = nn.Linear(objects, widths[0])
         self.g_j = nn.Linear(objects, widths[0], bias=False)
         self.g_rest = nn.Sequential(nn.ReLU(), *mlp_layers(widths[0], widths[1:], "relu", 0.0))
-        self.relations_proj = nn.Sequential(
-            nn.Flatten(), nn.Linear(h * w * widths[-1], fused), nn.ReLU()
-        )
-        self.question_proj = nn.Linear(hidden_size, fused)
-        self.f = answer_head(spec, fused, f_hidden, dropout)
+        # f: the question reads the relations as vqa_product's question reads the CNN's map
+        self.f = ProductFusion(spec, h * w * widths[-1], hidden_size, fused, f_hidden, dropout)
 
     def forward(self, image: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
         cells = self.image(image).flatten(2).transpose(1, 2)  # (N, h * w, C)
@@ -77,5 +73,4 @@ class RelationNet(nn.Module):
         # g's first layer on [o_i, o_j] is W_i o_i + W_j o_j + b: 2 * 25 products, not 625.
         first = self.g_i(objects)[:, :, None] + self.g_j(objects)[:, None, :]
         relations = self.g_rest(first).mean(dim=2)  # (N, objects, width): each object's
-        gates = self.question_proj(self.question(question))  # (N, K, fused)
-        return self.f(per_question(self.relations_proj(relations), question) * gates)
+        return self.f(relations, self.question(question))

@@ -90,3 +90,30 @@ def answer_head(spec: IOSpec, in_features: int, hidden: Sequence[int], dropout: 
         *mlp_layers(in_features, widths, "relu", dropout),
         OutputHead(spec, widths[-1] if widths else in_features),
     )
+
+
+class ProductFusion(nn.Module):
+    """An image code (N, ...) and question states (N, K, hidden) -> answers (N, K, classes).
+
+    The flattened code is projected to `fused` features (ReLU) once per image, each question
+    to `fused` gates (linear); their element-wise product goes to the answer head, so each
+    question gets its own read-out of the image's one code (the seed's VQA fusion).
+    """
+
+    def __init__(
+        self,
+        spec: IOSpec,
+        code_features: int,
+        hidden_size: int,
+        fused: int,
+        hidden: Sequence[int],
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.image_proj = nn.Sequential(nn.Flatten(), nn.Linear(code_features, fused), nn.ReLU())
+        self.question_proj = nn.Linear(hidden_size, fused)
+        self.head = answer_head(spec, fused, hidden, dropout)
+
+    def forward(self, code: torch.Tensor, question_state: torch.Tensor) -> torch.Tensor:
+        features = per_question(self.image_proj(code), question_state)
+        return self.head(features * self.question_proj(question_state))

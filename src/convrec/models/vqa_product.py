@@ -18,9 +18,8 @@ from convrec.models import MODELS
 from convrec.models.spec import IOSpec
 from convrec.models.vqa_parts import (
     ImageEncoder,
+    ProductFusion,
     QuestionEncoder,
-    answer_head,
-    per_question,
     require_question,
 )
 
@@ -44,10 +43,7 @@ class VQAProduct(nn.Module):
         self.image = ImageEncoder(spec, channels)
         self.question = QuestionEncoder(spec, embed_dim, hidden_size)
         flat = math.prod(self.image.out_shape)
-        self.image_proj = nn.Sequential(nn.Flatten(), nn.Linear(flat, fused), nn.ReLU())
-        self.question_proj = nn.Linear(hidden_size, fused)
-        self.head = answer_head(spec, fused, hidden, dropout)
+        self.fusion = ProductFusion(spec, flat, hidden_size, fused, hidden, dropout)
 
     def forward(self, image: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
-        image_features = per_question(self.image_proj(self.image(image)), question)
-        return self.head(image_features * self.question_proj(self.question(question)))
+        return self.fusion(self.image(image), self.question(question))
