@@ -14,8 +14,8 @@ relational flag; the QA module scores each group by that token (`question_groups
 
 A sample is one image with all its questions and answers, as Santoro's generator stores
 them: the image is stored and encoded once, and every question about it is answered from
-that one encoding. On a CPU the image CNN is most of a step's cost, so a pass over 20
-questions per image costs about what one question per image cost before; the validation
+that one encoding. On a CPU the image CNN is most of a step's cost, so a pass over all of
+an image's questions (36 in the quick profile) costs little more than over one; the validation
 split is carved by image, so no validation image is seen in training. Each split comes from
 its own numpy stream, `default_rng([generator_seed, split])`, drawn image by image, so the
 test set does not change when the training set grows.
