@@ -1,14 +1,16 @@
-"""CNN + LSTM VQA by element-wise product (Antol et al. 2015, the seed's VQA design).
+"""CNN + LSTM VQA by element-wise product (Antol et al. 2015, the seed's VQA design), taken
+per cell of the CNN's map.
 
-The image's feature map is projected to `fused` features (ReLU), the question's state to
-`fused` gates (linear), the two are multiplied element-wise and a linear layer (or an MLP,
-`hidden`) reads the product: the question picks which image features reach the answer,
-so each question gets its own read-out of one shared image code.
+Each cell of the 5x5 map, with its coordinates, is projected to `fused` features (ReLU) and
+multiplied element-wise by the question's `fused` gates (linear); the same ReLU layers read
+every cell's product, the cells are summed and the answer head reads the sum
+(`CellProductFusion`). The question picks which features of every cell count, so "is the
+asked colour here" is learnt once for all cells; the seed multiplies one flattened image
+code instead, which measured far slower to tell the colours apart (see CellProductFusion).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -17,8 +19,9 @@ from torch import nn
 from convrec.models import MODELS
 from convrec.models.spec import IOSpec
 from convrec.models.vqa_parts import (
+    CellProductFusion,
     ImageEncoder,
-    ProductFusion,
+    MapCells,
     QuestionEncoder,
     require_question,
 )
@@ -34,16 +37,19 @@ class VQAProduct(nn.Module):
         channels: Sequence[int] = (24, 24, 24, 24),
         embed_dim: int = 32,
         hidden_size: int = 128,
-        fused: int = 256,
-        hidden: Sequence[int] = (),
+        fused: int = 128,
+        cell_hidden: Sequence[int] = (128,),
+        hidden: Sequence[int] = (128,),
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
         require_question(spec, "vqa_product")
         self.image = ImageEncoder(spec, channels)
+        self.cells = MapCells(self.image.out_shape)
         self.question = QuestionEncoder(spec, embed_dim, hidden_size)
-        flat = math.prod(self.image.out_shape)
-        self.fusion = ProductFusion(spec, flat, hidden_size, fused, hidden, dropout)
+        self.fusion = CellProductFusion(
+            spec, [self.cells.out_features], hidden_size, fused, cell_hidden, hidden, dropout
+        )
 
     def forward(self, image: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
-        return self.fusion(self.image(image), self.question(question))
+        return self.fusion([self.cells(self.image(image))], self.question(question))
