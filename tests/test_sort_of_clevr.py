@@ -27,6 +27,7 @@ from convrec.lit import module_for
 from convrec.lit.question_answering import QuestionAnsweringModule
 from convrec.models import MODELS, build_model
 from convrec.models.spec import IOSpec
+from convrec.models.vqa_parts import QuestionEncoder
 
 QA_MODELS = ("vqa_product", "vqa_concat", "question_lstm", "image_cnn", "relation_net")
 SPEC = IOSpec(
@@ -130,6 +131,26 @@ def test_qa_models_answer_and_refuse_tasks_without_questions(name):
     )
     with pytest.raises(ConvrecError, match="answers questions about images"):
         build_model(name, IOSpec("image", (1, 28, 28), 10))
+
+
+def test_question_states_are_standardised_across_distinct_questions_in_training():
+    encoder = QuestionEncoder(SPEC).train()
+    asked = [encode(NONREL, "left", c) for c in range(6)] + [encode(REL, "count", RED)]
+    question = torch.tensor(asked)[None].expand(2, -1, -1)  # 2 images, the same 7 questions
+    state = encoder(question)[0]  # each distinct question once, as the norm sees them
+    torch.testing.assert_close(state.mean(0), torch.zeros(128), atol=1e-5, rtol=0)
+    # a batch with a single distinct question has nothing to standardise: running stats
+    one = encoder(torch.tensor([[asked[0]]]))
+    assert torch.isfinite(one).all() and one.abs().sum() > 0
+
+
+def test_relations_start_at_zero_so_the_relation_net_starts_as_the_product_model():
+    torch.manual_seed(0)
+    model = build_model("relation_net", SPEC).eval()
+    image, _ = SPEC.example_inputs(2)
+    objects = model.cells(model.image(torch.randn_like(image)))
+    first = model.g_i(objects)[:, :, None] + model.g_j(objects)[:, None, :]
+    assert model.g_rest(first + model.g_geometry(model.geometry)).abs().max() == 0
 
 
 class Fixed(nn.Module):
