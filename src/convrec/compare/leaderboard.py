@@ -1,12 +1,14 @@
 """Collect every run's metrics.json into one table beside the published numbers.
 
-A run that left no metrics shows as missing; a reference whose model the lab
-did not run is still listed under its task.
+A run that never ran shows as missing, one that left no readable result as
+failed; a reference whose model the lab did not run is still listed under its
+task.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
 from pathlib import Path
@@ -16,7 +18,11 @@ import pandas as pd
 COLUMNS = [
     "task", "model", "family", "metric", "value", "reference", "delta", "reference_source",
     "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second", "epochs",
-    "best_val", "other_metrics", "profile", "status", "mlflow_run_id",
+    "best_val", "other_metrics", "profile", "device", "status", "mlflow_run_id",
+]  # fmt: skip
+SHOWN = [  # the columns of each task's table
+    "model", "family", "value", "reference", "delta", "params", "train_seconds",
+    "samples_per_second", "epochs", "other_metrics", "status",
 ]  # fmt: skip
 
 
@@ -25,18 +31,30 @@ def collect(
 ) -> pd.DataFrame:
     rows = []
     for run in runs:
-        path = results / run["task"] / run["model"] / "metrics.json"
-        if path.is_file():
-            metrics = json.loads(path.read_text())
+        metrics = _read_metrics(results / run["task"] / run["model"])
+        if isinstance(metrics, dict):
             baseline = (metrics.get("baseline") or {}).get("value")
             other = other_metrics(metrics)
             rows.append({**metrics, "baseline": baseline, "other_metrics": other, "status": "ok"})
         else:
-            rows.append({"task": run["task"], "model": run["model"], "status": "missing"})
+            rows.append({"task": run["task"], "model": run["model"], "status": metrics})
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if references is not None and len(references):
         table = _beside_references(table, references)
     return _ranked(table)
+
+
+def _read_metrics(folder: Path) -> dict | str:
+    """The run's metrics, or why there are none: "missing" (never ran) or "failed" (its
+    folder exists but holds no readable, finite result)."""
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return "failed" if folder.is_dir() else "missing"
+    try:
+        metrics = json.loads(path.read_text())
+        return metrics if math.isfinite(float(metrics["value"])) else "failed"
+    except (ValueError, KeyError, TypeError):
+        return "failed"
 
 
 def other_metrics(metrics: Mapping) -> str:
@@ -87,33 +105,31 @@ def to_markdown(table: pd.DataFrame) -> str:
         "other_metrics: the run's other test metrics, in percent.",
         "",
     ]
-    shown = ["model", "family", "value", "reference", "delta", "params", "train_seconds",
-             "samples_per_second", "epochs", "other_metrics", "status"]  # fmt: skip
     for task, group in table.groupby("task", sort=True):
         runs = group[group["status"] != "published"]
         metric = runs["metric"].dropna().iloc[0] if runs["metric"].notna().any() else "metric"
         lower = runs["higher_is_better"].dropna().eq(False).any()
         unit = "%" if metric == "accuracy" else ("lower is better" if lower else "")
         lines += [f"## {task} ({metric}{', ' + unit if unit else ''})", ""]
-        lines.append("| " + " | ".join(shown) + " |")
-        lines.append("|" + "---|" * len(shown))
+        lines.append("| " + " | ".join(SHOWN) + " |")
+        lines.append("|" + "---|" * len(SHOWN))
         for _, row in group.iterrows():
-            lines.append("| " + " | ".join(_cell(row[c]) for c in shown) + " |")
+            lines.append("| " + " | ".join(cell(row[c]) for c in SHOWN) + " |")
         lines.append("")
         baseline = runs["baseline"].dropna()
         if len(baseline):
-            lines += [f"Trivial baseline: {_cell(baseline.iloc[0])}.", ""]
+            lines += [f"Trivial baseline: {cell(baseline.iloc[0])}.", ""]
         sources = group[["model", "reference", "reference_source"]].dropna()
         if len(sources):
             lines.append("Published numbers:")
             for _, row in sources.iterrows():
-                lines.append(f"- {row['model']}: {_cell(row['reference'])}, "
+                lines.append(f"- {row['model']}: {cell(row['reference'])}, "
                              f"{row['reference_source']}")  # fmt: skip
             lines.append("")
     return "\n".join(lines)
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, Integral):
@@ -125,3 +141,36 @@ def _cell(value) -> str:
             return f"{value:.2e}"
         return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
     return str(value)
+
+
+def family_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """The best finished run of each family on each task, one row per (task, family), with
+    `relative`: its value as a percentage of the task's best (best / value where lower is
+    better), so tasks with different metrics share one colour scale."""
+    done = table[table["status"] == "ok"].dropna(subset=["value", "family"])
+    rows = []
+    for task, group in done.groupby("task", sort=True):
+        lower = group["higher_is_better"].eq(False).any()
+        best = group["value"].min() if lower else group["value"].max()
+        for family, members in group.groupby("family", sort=True):
+            top = members.loc[members["value"].idxmin() if lower else members["value"].idxmax()]
+            value = float(top["value"])
+            relative = 100 * (best / value if lower else value / best) if best and value else 0.0
+            rows.append({"task": task, "family": family, "model": top["model"], "value": value,
+                         "relative": relative})  # fmt: skip
+    return pd.DataFrame(rows, columns=["task", "family", "model", "value", "relative"])
+
+
+def pareto_front(cost: Iterable[float], value: Iterable[float], higher_is_better: bool) -> list:
+    """Whether each run is on the front: no other run is at most as costly and strictly
+    better, or strictly cheaper and at least as good."""
+    points = list(zip(cost, value, strict=True))
+
+    def better(a: float, b: float) -> bool:
+        return a > b if higher_is_better else a < b
+
+    def dominates(p: tuple, q: tuple) -> bool:
+        no_worse = p[0] <= q[0] and not better(q[1], p[1])
+        return no_worse and (p[0] < q[0] or better(p[1], q[1]))
+
+    return [not any(dominates(p, q) for p in points) for q in points]
