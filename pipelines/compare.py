@@ -1,4 +1,5 @@
-"""DVC stage `compare`: leaderboard and plots of every run in conf/pipeline.yaml."""
+"""DVC stage `compare`: leaderboard, plots and reports/index.html of every run in
+conf/pipeline.yaml."""
 
 from pathlib import Path
 
@@ -13,6 +14,8 @@ if __name__ == "__main__":
     root = project_root()
     with user_errors():
         runs = OmegaConf.load(root / "conf" / "pipeline.yaml").runs
-        out = write_reports(root / "results", runs.values(), root / "reports", root / "conf/task")
-    Console().print(f"leaderboard: {out / 'leaderboard.md'}")
+        out = write_reports(
+            root / "results", runs.values(), root / "reports", root / "conf/task", root
+        )
+    Console().print(f"report: {out / 'index.html'}, leaderboard: {out / 'leaderboard.md'}")
     Console().print(Path(out / "leaderboard.md").read_text())

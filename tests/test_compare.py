@@ -1,8 +1,17 @@
+import base64
 import json
+import re
 
 import pytest
 
-from convrec.compare.leaderboard import collect, other_metrics, to_markdown
+from convrec.compare.leaderboard import (
+    collect,
+    family_summary,
+    other_metrics,
+    pareto_front,
+    to_markdown,
+)
+from convrec.compare.provenance import data_hashes
 from convrec.compare.references import load_references
 from convrec.compare.report import write_reports
 from convrec.errors import ConvrecError
@@ -36,15 +45,87 @@ def test_leaderboard_ranks_runs_per_task_and_shows_missing_ones(tmp_path):
     assert "| lstm | - | - | - |" in markdown and "missing" in markdown
 
 
-def test_reports_are_written_with_a_figure(tmp_path):
+def test_reports_are_written_with_their_figures_inlined_in_one_page(tmp_path):
     results = tmp_path / "results"
     _metrics(results, "mnist", "cnn", "cnn", 99.2, 206_970)
     _metrics(results, "mnist", "lstm", "rnn", 98.4, 82_186)
-    runs = [{"task": "mnist", "model": "cnn"}, {"task": "mnist", "model": "lstm"}]
+    (results / "mnist" / "cnn" / "history.csv").write_text(
+        "epoch,train/loss,val/loss,val/acc\n1,0.4,0.1,0.97\n2,0.1,0.05,0.985\n"
+    )
+    (results / "mnist" / "gru").mkdir()  # started, left no result
+    runs = [{"task": "mnist", "model": m} for m in ("cnn", "lstm", "gru", "mlp")]
     out = write_reports(results, runs, tmp_path / "reports")
     assert (out / "leaderboard.csv").read_text().startswith("task,model,family,metric,value")
-    png = (out / "figures" / "accuracy_vs_params.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    figures = sorted((out / "figures").glob("*.png"))
+    assert [f.name for f in figures] == ["accuracy_vs_params.png", "accuracy_vs_time.png",
+                                         "family_matrix.png", "learning_curves.png"]  # fmt: skip
+    for figure in figures:
+        png = figure.read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, figure.name
+    page = (out / "index.html").read_text()
+    inlined = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert sorted(base64.b64decode(data) for data in inlined) == sorted(
+        f.read_bytes() for f in figures
+    )
+    assert '<tr class="failed"><td>gru</td>' in page and '<tr class="missing"><td>mlp</td>' in page
+    assert "<dt>git commit</dt><dd>unknown (not a git checkout)</dd>" in page
+    assert "torch " in page and "not recorded" in page  # no dvc.lock: data not from dvc repro
+
+
+def test_a_run_without_a_readable_finite_result_shows_as_failed(tmp_path):
+    results = tmp_path / "results"
+    _metrics(results, "mnist", "cnn", "cnn", float("nan"), 206_970)
+    (results / "mnist" / "lstm").mkdir(parents=True)
+    (results / "mnist" / "lstm" / "metrics.json").write_text("{truncated")
+    (results / "mnist" / "gru").mkdir()
+    runs = [{"task": "mnist", "model": m} for m in ("cnn", "lstm", "gru", "mlp")]
+    table = collect(results, runs)
+    assert dict(zip(table.model, table.status, strict=True)) == {
+        "cnn": "failed", "lstm": "failed", "gru": "failed", "mlp": "missing",
+    }  # fmt: skip
+    assert "| mlp | - |" in to_markdown(table) and "failed" in to_markdown(table)
+
+
+def test_the_family_summary_keeps_each_familys_best_relative_to_the_task_best(tmp_path):
+    results = tmp_path / "results"
+    _metrics(results, "mnist", "cnn", "cnn", 99.0, 1)
+    _metrics(results, "mnist", "tcn", "cnn", 90.0, 1)
+    _metrics(results, "mnist", "lstm", "rnn", 49.5, 1)
+    for model, value in (("tcn", 0.002), ("gru", 0.004)):
+        folder = results / "adding" / model
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({
+            "task": "adding", "model": model, "family": {"tcn": "cnn"}.get(model, "rnn"),
+            "metric": "mse", "value": value, "higher_is_better": False, "params": 1,
+        }))  # fmt: skip
+    runs = [{"task": t, "model": m} for t, m in
+            [("mnist", "cnn"), ("mnist", "tcn"), ("mnist", "lstm"), ("adding", "tcn"),
+             ("adding", "gru")]]  # fmt: skip
+    summary = family_summary(collect(results, runs))
+    rows = {(r.task, r.family): (r.model, r.relative) for r in summary.itertuples()}
+    assert rows == {("adding", "cnn"): ("tcn", 100.0), ("adding", "rnn"): ("gru", 50.0),
+                    ("mnist", "cnn"): ("cnn", 100.0), ("mnist", "rnn"): ("lstm", 50.0)}  # fmt: skip
+
+
+def test_the_pareto_front_keeps_runs_no_cheaper_run_beats():
+    assert pareto_front([1, 2, 3, 4], [50, 90, 80, 95], higher_is_better=True) == [
+        True, True, False, True,
+    ]  # fmt: skip
+    assert pareto_front([1, 2, 3], [0.5, 0.2, 0.2], higher_is_better=False) == [True, True, False]
+    assert pareto_front([1, 1], [60, 60], higher_is_better=True) == [True, True]  # ties both stay
+
+
+def test_provenance_reads_each_prepared_datasets_hash_from_the_dvc_lock(tmp_path):
+    (tmp_path / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  prepare@mnist:\n    cmd: python pipelines/prepare.py\n"
+        "    outs:\n    - path: data/prepared/mnist\n      hash: md5\n"
+        "      md5: 613f9bd85b5eeede23b0bbc0fa71e09a.dir\n"
+        "  train@mnist-cnn:\n    outs:\n    - path: results/mnist/cnn\n      md5: ab.dir\n"
+    )
+    assert data_hashes(tmp_path / "dvc.lock") == {
+        "data/prepared/mnist": "613f9bd85b5eeede23b0bbc0fa71e09a.dir"
+    }
+    assert data_hashes(tmp_path / "absent.lock") == {}
 
 
 def test_published_numbers_sit_beside_ours_with_their_source_and_delta(tmp_path):

@@ -84,6 +84,10 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     assert all(r["status"] == "ok" and 0 <= float(r["value"]) <= 100 for r in rows.values())
     assert (project / "reports/leaderboard.md").read_text().startswith("# Leaderboard")
     assert (project / "reports/figures/accuracy_vs_params.png").stat().st_size > 10_000
+    page = (project / "reports/index.html").read_text()
+    assert page.count("data:image/png;base64,") == len(list(project.glob("reports/figures/*.png")))
+    for task in pipeline.tasks:  # the report names the data it was made from
+        assert f"data/prepared/{task}: " in page and ".dir" in page
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])

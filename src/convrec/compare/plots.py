@@ -4,37 +4,47 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from convrec.atomic import write_bytes  # noqa: E402
+from convrec.compare.leaderboard import family_summary, pareto_front  # noqa: E402
 
 FAMILY_COLOURS = {"mlp": "tab:gray", "cnn": "tab:blue", "rnn": "tab:orange", "hybrid": "tab:green"}
+COSTS = {"params": "trainable parameters", "train_seconds": "training time (s)"}
 
 
-def accuracy_vs_params(table: pd.DataFrame, path: Path) -> None:
-    done = table[table["status"] == "ok"]
+def metric_vs_cost(table: pd.DataFrame, cost: str, path: Path) -> None:
+    """Test metric against `cost` (a COSTS column), per task, the Pareto front drawn: the
+    runs no other run beats at the same or lower cost."""
+    done = table[(table["status"] == "ok") & table[cost].gt(0)]
     tasks = sorted(done["task"].unique())
-    cols = min(3, max(1, len(tasks)))
-    rows = math.ceil(max(1, len(tasks)) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    fig, axes = _grid(len(tasks))
     for ax, task in zip(axes.flat, tasks, strict=False):
         group = done[done["task"] == task]
+        lower = group["higher_is_better"].eq(False).any()
         for family, members in group.groupby("family"):
-            ax.scatter(members["params"], members["value"], s=60, label=family,
+            ax.scatter(members[cost], members["value"], s=60, label=family,
                        color=FAMILY_COLOURS.get(family, "black"))  # fmt: skip
         for _, row in group.iterrows():
-            ax.annotate(row["model"], (row["params"], row["value"]), textcoords="offset points",
+            ax.annotate(row["model"], (row[cost], row["value"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=8)  # fmt: skip
+        front = group[pareto_front(group[cost], group["value"], not lower)].sort_values(cost)
+        ax.step(front[cost], front["value"], where="post", color="black", alpha=0.4,
+                linestyle="--", label="Pareto front")  # fmt: skip
         ax.set_xscale("log")
-        ax.set_xlabel("trainable parameters")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap
+        ax.set_xlabel(COSTS[cost])
         metric = group["metric"].iloc[0]
-        if group["higher_is_better"].eq(False).any():  # losses and errors span decades
+        if lower:  # losses and errors span decades
             ax.set_yscale("log")
             ax.set_ylabel(f"test {metric} (lower is better)")
         else:
@@ -42,11 +52,77 @@ def accuracy_vs_params(table: pd.DataFrame, path: Path) -> None:
         ax.set_title(task)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(tasks) :]:
+    fig.suptitle(f"Test metric vs {COSTS[cost]}, per task")
+    _save(fig, path)
+
+
+def family_matrix(table: pd.DataFrame, path: Path) -> None:
+    """Tasks x families: the best model of each family per task, coloured by its share of
+    the task's best result, so which family wins where is one picture."""
+    summary = family_summary(table)
+    tasks = sorted(summary["task"].unique())
+    families = [f for f in FAMILY_COLOURS if f in set(summary["family"])]
+    families += sorted(set(summary["family"]) - set(families))
+    grid = np.full((len(tasks), len(families)), np.nan)
+    fig, ax = plt.subplots(figsize=(2.2 * len(families) + 3, 0.55 * len(tasks) + 1.8))
+    for _, row in summary.iterrows():
+        i, j = tasks.index(row["task"]), families.index(row["family"])
+        grid[i, j] = row["relative"]
+        colour = "white" if row["relative"] < 80 else "black"
+        ax.text(j, i, f"{row['model']}  {row['value']:.3g}", ha="center", va="center",
+                fontsize=8, color=colour)  # fmt: skip
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=50, vmax=100,
+                      aspect="auto")  # fmt: skip
+    ax.set_yticks(range(len(tasks)), tasks)
+    ax.set_xticks(range(len(families)), families)
+    ax.xaxis.tick_top()
+    fig.colorbar(image, ax=ax, label="% of the task's best result (blank: not run)")
+    ax.set_title("Best model of each family per task: model and test metric", pad=24)
+    _save(fig, path)
+
+
+def learning_curves(histories: Mapping[tuple[str, str], pd.DataFrame], path: Path) -> None:
+    """Validation metric per epoch, one panel per task, one line per model. `histories`
+    maps (task, model) to a run's history.csv."""
+    tasks = sorted({task for task, _ in histories})
+    fig, axes = _grid(len(tasks))
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        column = None
+        for (run_task, model), history in sorted(histories.items()):
+            if run_task != task:
+                continue
+            column = curve_column(history)
+            if column:
+                ax.plot(history["epoch"], history[column], marker=".", label=model)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(column or "no validation metric")
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Learning curves (validation), per task")
+    _save(fig, path)
+
+
+def curve_column(history: pd.DataFrame) -> str | None:
+    """The validation column a curve shows: the first val/ metric besides the loss, else the
+    loss."""
+    columns = [c for c in history.columns if c.startswith("val/")]
+    metrics = [c for c in columns if c != "val/loss"]
+    return (metrics or columns or [None])[0]
+
+
+def _grid(panels: int):
+    cols = min(3, max(1, panels))
+    rows = math.ceil(max(1, panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    for ax in list(axes.flat)[panels:]:
         ax.axis("off")
-    fig.suptitle("Test metric vs parameters, per task")
+    return fig, axes
+
+
+def _save(fig, path: Path) -> None:
     fig.tight_layout(rect=(0, 0, 1, 0.98))  # keep the first row's titles clear of the suptitle
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
     write_bytes(path, buffer.getvalue())

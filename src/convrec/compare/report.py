@@ -1,24 +1,57 @@
-"""The compare stage: leaderboard (csv, md) and figures under reports/."""
+"""The compare stage: leaderboard (csv, md), figures and the self-contained index.html under
+reports/."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import pandas as pd
+
 from convrec.atomic import write_text
+from convrec.compare.html import render
 from convrec.compare.leaderboard import collect, to_markdown
-from convrec.compare.plots import accuracy_vs_params
+from convrec.compare.plots import family_matrix, learning_curves, metric_vs_cost
+from convrec.compare.provenance import provenance
 from convrec.compare.references import load_references
 
 
 def write_reports(
-    results: Path, runs: Iterable[Mapping[str, str]], reports: Path, task_conf: Path | None = None
+    results: Path,
+    runs: Iterable[Mapping[str, str]],
+    reports: Path,
+    task_conf: Path | None = None,
+    root: Path | None = None,
 ) -> Path:
-    """`task_conf` (conf/task) holds the published references; None leaves them out."""
+    """`task_conf` (conf/task) holds the published references; None leaves them out. `root`
+    is the project the report states its commit and data hashes from (results' parent by
+    default)."""
     runs = list(runs)
     references = load_references(task_conf, [r["task"] for r in runs]) if task_conf else None
     table = collect(results, runs, references)
     write_text(reports / "leaderboard.csv", table.to_csv(index=False))
     write_text(reports / "leaderboard.md", to_markdown(table))
-    accuracy_vs_params(table, reports / "figures" / "accuracy_vs_params.png")
+    figures_dir = reports / "figures"
+    figures = {
+        "Best model of each family per task": figures_dir / "family_matrix.png",
+        "Test metric vs parameters (Pareto front)": figures_dir / "accuracy_vs_params.png",
+        "Test metric vs training time (Pareto front)": figures_dir / "accuracy_vs_time.png",
+        "Learning curves": figures_dir / "learning_curves.png",
+    }
+    paths = iter(figures.values())
+    family_matrix(table, next(paths))
+    metric_vs_cost(table, "params", next(paths))
+    metric_vs_cost(table, "train_seconds", next(paths))
+    learning_curves(_histories(results, table), next(paths))
+    made_from = provenance(root or results.parent, table)
+    write_text(reports / "index.html", render(table, figures, made_from))
     return reports
+
+
+def _histories(results: Path, table: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    histories = {}
+    for task, model in table.loc[table["status"] == "ok", ["task", "model"]].itertuples(False):
+        path = results / task / model / "history.csv"
+        if path.is_file():
+            histories[task, model] = pd.read_csv(path)
+    return histories

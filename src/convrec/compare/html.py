@@ -1,0 +1,80 @@
+"""reports/index.html: one self-contained page (figures inlined as data URIs), so it opens
+offline, from an email attachment or an MLflow artifact alike."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+from convrec.compare.leaderboard import SHOWN, cell
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, td:nth-child(2) { text-align: left; }
+tr.missing td, tr.failed td { color: #b00; font-style: italic; }
+tr.published td { color: #666; }
+img { max-width: 100%; border: 1px solid #eee; }
+dt { font-weight: bold; } dd { margin: 0 0 0.5em 1em; font-family: monospace; }
+"""
+
+
+def render(table: pd.DataFrame, figures: Mapping[str, Path], provenance: Mapping) -> str:
+    """`figures` maps a caption to a PNG file; each is inlined."""
+    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+             "<title>convrec report</title>", f"<style>{STYLE}</style></head><body>",
+             "<h1>convrec report</h1>",
+             "<p>Every run of the pipeline: test headline metric, best first per task, beside "
+             "the published number where there is one (delta = ours - published). Missing or "
+             "failed runs are listed as such.</p>"]  # fmt: skip
+    parts += _figures(figures)
+    for task, group in table.groupby("task", sort=True):
+        runs = group[group["status"] != "published"]
+        metric = runs["metric"].dropna().iloc[0] if runs["metric"].notna().any() else "metric"
+        parts.append(f"<h2>{escape(str(task))} <small>({escape(str(metric))})</small></h2>")
+        parts.append(_table(group))
+        sources = group[["model", "reference", "reference_source"]].dropna()
+        if len(sources):
+            items = "".join(f"<li>{escape(str(r.model))}: {cell(r.reference)}, "
+                            f"{escape(str(r.reference_source))}</li>"
+                            for r in sources.itertuples())  # fmt: skip
+            parts.append(f"<p>Published numbers:</p><ul>{items}</ul>")
+    parts.append("<h2>Made from</h2>" + _provenance(provenance))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _figures(figures: Mapping[str, Path]) -> list[str]:
+    parts = []
+    for caption, path in figures.items():
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        parts.append(f"<figure><img alt=\"{escape(caption)}\" "
+                     f"src=\"data:image/png;base64,{data}\"><figcaption>{escape(caption)}"
+                     "</figcaption></figure>")  # fmt: skip
+    return parts
+
+
+def _table(group: pd.DataFrame) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in SHOWN)
+    rows = []
+    for _, row in group.iterrows():
+        cells = "".join(f"<td>{escape(cell(row[c]))}</td>" for c in SHOWN)
+        rows.append(f'<tr class="{escape(str(row["status"]))}">{cells}</tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _provenance(provenance: Mapping) -> str:
+    items = []
+    for key, value in provenance.items():
+        if isinstance(value, Mapping):
+            value = "<br>".join(f"{escape(str(k))}: {escape(str(v))}" for k, v in value.items())
+            value = value or "not recorded (data not prepared by dvc repro)"
+        else:
+            value = escape(str(value))
+        items.append(f"<dt>{escape(str(key))}</dt><dd>{value}</dd>")
+    return f"<dl>{''.join(items)}</dl>"
