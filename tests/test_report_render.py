@@ -1,0 +1,79 @@
+"""reports/index.html rendered in a real headless Chromium: every figure decodes and shows
+something. CI installs Chromium and sets CONVREC_REQUIRE_BROWSER=1, so there a missing
+browser fails instead of skipping."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from convrec.compare.report import write_reports
+
+# Per image: decoded size, and how many distinct colours a 64x64 downsample of it holds
+# (a blank or broken image has one).
+PROBE = """
+return Array.from(document.images).map(img => {
+  const canvas = document.createElement('canvas');
+  canvas.width = 64; canvas.height = 64;
+  const ctx = canvas.getContext('2d');
+  let colours = 0;
+  if (img.complete && img.naturalWidth > 0) {
+    ctx.drawImage(img, 0, 0, 64, 64);
+    const data = ctx.getImageData(0, 0, 64, 64).data;
+    const seen = new Set();
+    for (let i = 0; i < data.length; i += 4) seen.add(data.slice(i, i + 3).join(','));
+    colours = seen.size;
+  }
+  return {alt: img.alt, width: img.naturalWidth, colours: colours};
+});
+"""
+
+
+def _browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CONVREC_REQUIRE_BROWSER"):
+            pytest.fail("Chromium or chromedriver not on PATH; install the Debian packages "
+                        "chromium and chromium-driver (.ci/run does)")  # fmt: skip
+        pytest.skip("no Chromium: apt-get install chromium chromium-driver to run this test")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--window-size=1400,1000"):  # fmt: skip
+        options.add_argument(argument)
+    return webdriver.Chrome(options=options, service=Service(driver))
+
+
+def test_every_figure_of_the_report_renders_in_headless_chromium(tmp_path):
+    results = tmp_path / "results"
+    runs = [("mnist", "cnn", "cnn", 99.2), ("mnist", "lstm", "rnn", 98.4),
+            ("mnist1d", "gru", "rnn", 96.6)]  # fmt: skip
+    for task, model, family, value in runs:
+        folder = results / task / model
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({
+            "task": task, "model": model, "family": family, "metric": "accuracy", "value": value,
+            "params": 10_000 * len(model), "train_seconds": value / 3, "epochs": 2,
+        }))  # fmt: skip
+        (folder / "history.csv").write_text("epoch,val/loss,val/acc\n1,0.3,0.9\n2,0.2,0.95\n")
+    listed = [{"task": task, "model": model} for task, model, _, _ in runs]
+    page = write_reports(results, listed, tmp_path / "reports") / "index.html"
+    figures = list((tmp_path / "reports" / "figures").glob("*.png"))
+
+    browser = _browser()
+    try:
+        browser.get(page.as_uri())
+        assert browser.title == "convrec report"
+        images = browser.execute_script(PROBE)
+    finally:
+        browser.quit()
+    assert len(images) == len(figures) == 4
+    for image in images:
+        assert image["width"] > 300 and image["colours"] > 5, image
