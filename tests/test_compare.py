@@ -177,3 +177,19 @@ def test_other_test_metrics_are_listed_beside_the_headline():
                "test": {"test/loss": 0.3, "test/acc": 0.9, "test/der": 0.034}}  # fmt: skip
     assert other_metrics(metrics) == "der 3.40"
     assert other_metrics({"metric_key": "test/loss", "test": {"test/loss": 0.1}}) == ""
+
+
+def test_dvc_reads_every_finished_runs_metric_and_one_curve_file_per_task(tmp_path):
+    results = tmp_path / "results"
+    _metrics(results, "mnist", "cnn", "cnn", 99.2, 206_970)
+    _metrics(results, "mnist", "lstm", "rnn", 98.4, 82_186)
+    (results / "mnist" / "cnn" / "history.csv").write_text(
+        "epoch,train/loss,val/loss,val/acc\n1,0.4,0.1,0.97\n2,0.1,0.05,0.985\n"
+    )
+    (results / "mnist" / "lstm" / "history.csv").write_text("epoch,val/loss\n1,0.3\n")
+    runs = [{"task": "mnist", "model": m} for m in ("cnn", "lstm", "gru")]
+    out = write_reports(results, runs, tmp_path / "reports")
+    assert json.loads((out / "metrics.json").read_text()) == {"mnist": {"cnn": 99.2, "lstm": 98.4}}
+    curves = (out / "curves" / "mnist.csv").read_text().splitlines()
+    assert curves == ["epoch,model,metric,value", "1,cnn,val/acc,0.97", "2,cnn,val/acc,0.985",
+                      "1,lstm,val/loss,0.3"]  # fmt: skip

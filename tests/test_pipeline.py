@@ -5,6 +5,7 @@ MLflow store, real compare stage. Marked slow: run with --runslow (CI does).
 """
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -88,6 +89,16 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     assert page.count("data:image/png;base64,") == len(list(project.glob("reports/figures/*.png")))
     for task in pipeline.tasks:  # the report names the data it was made from
         assert f"data/prepared/{task}: " in page and ".dir" in page
+
+    shown = json.loads(_dvc(project, env, "metrics", "show", "--json").stdout)
+    (workspace,) = shown.values()  # keyed by revision: only the workspace here
+    metrics = workspace["data"]["reports/metrics.json"]["data"]
+    assert {(t, m) for t in metrics for m in metrics[t]} == set(rows)
+    plots = json.loads(_dvc(project, env, "plots", "show", "--json").stdout)["data"]
+    assert sorted(plots) == sorted(f"reports/curves/{t}.csv" for t in pipeline.tasks)
+    for task, (plot,) in plots.items():  # one line per model of the task
+        values = plot["content"]["data"]["values"]
+        assert {v["model"] for v in values} == {m for t, m in rows if f"/{t}.csv" in task}
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])

@@ -1,5 +1,5 @@
-"""The compare stage: leaderboard (csv, md), figures and the self-contained index.html under
-reports/."""
+"""The compare stage: leaderboard (csv, md), figures, the self-contained index.html and what
+`dvc metrics show` and `dvc plots show` read (metrics.json, curves/), under reports/."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from convrec.atomic import write_text
+from convrec.compare.dvc_views import write_curves, write_metrics
 from convrec.compare.html import render
 from convrec.compare.leaderboard import collect, to_markdown
 from convrec.compare.plots import family_matrix, learning_curves, metric_vs_cost
@@ -42,7 +43,10 @@ def write_reports(
     family_matrix(table, next(paths))
     metric_vs_cost(table, "params", next(paths))
     metric_vs_cost(table, "train_seconds", next(paths))
-    learning_curves(_histories(results, table), next(paths))
+    histories = _histories(results, table)
+    learning_curves(histories, next(paths))
+    write_metrics(table, reports / "metrics.json")
+    write_curves(histories, reports / "curves")
     made_from = provenance(root or results.parent, table)
     write_text(reports / "index.html", render(table, figures, made_from))
     return reports
