@@ -1,14 +1,17 @@
 """DVC stage `compare`: leaderboard, plots and reports/index.html of every run in
-conf/pipeline.yaml."""
+conf/pipeline.yaml, logged to MLflow as one comparison run."""
 
 from pathlib import Path
 
 from omegaconf import OmegaConf
 from rich.console import Console
 
+from convrec.compare.provenance import git_commit
 from convrec.compare.report import write_reports
 from convrec.errors import user_errors
 from convrec.paths import project_root
+from convrec.tracking.comparison import GROUP_TAG, log_comparison
+from convrec.tracking.mlflow_run import tracking_uri
 
 if __name__ == "__main__":
     root = project_root()
@@ -17,5 +20,9 @@ if __name__ == "__main__":
         out = write_reports(
             root / "results", runs.values(), root / "reports", root / "conf/task", root
         )
+        uri = tracking_uri(OmegaConf.load(root / "conf" / "train.yaml").tracking.uri, root)
+        run_id = log_comparison(uri, out, git_commit(root))
     Console().print(f"report: {out / 'index.html'}, leaderboard: {out / 'leaderboard.md'}")
+    Console().print(f"MLflow: experiment 'comparison', run {run_id}; its training runs carry "
+                    f"the tag {GROUP_TAG}={run_id}")  # fmt: skip
     Console().print(Path(out / "leaderboard.md").read_text())

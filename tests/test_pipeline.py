@@ -101,9 +101,17 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
         assert {v["model"] for v in values} == {m for t, m in rows if f"/{t}.csv" in task}
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    experiments = {e.name: e.experiment_id for e in client.search_experiments()}
+    (comparison,) = client.search_runs([experiments.pop("comparison")])
+    assert comparison.info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(comparison.info.run_id, "report")} >= {
+        "report/index.html", "report/leaderboard.md", "report/figures"
+    }  # fmt: skip
+    runs = client.search_runs(list(experiments.values()))
     assert sorted((r.data.tags["task"], r.data.tags["model"]) for r in runs) == sorted(rows)
     assert {r.info.status for r in runs} == {"FINISHED"}
+    # every training run of the report is grouped under the comparison run
+    assert {r.data.tags.get("comparison_run") for r in runs} == {comparison.info.run_id}
     for run in runs:
         curve = "val/loss" if run.data.tags["task"] == "adding" else "val/acc"
         assert client.get_metric_history(run.info.run_id, curve)

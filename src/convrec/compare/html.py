@@ -12,6 +12,8 @@ import pandas as pd
 
 from convrec.compare.leaderboard import SHOWN, cell
 
+COLUMNS = [*SHOWN, "mlflow_run_id"]  # every number traces to its MLflow run
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
@@ -60,10 +62,10 @@ def _figures(figures: Mapping[str, Path]) -> list[str]:
 
 
 def _table(group: pd.DataFrame) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in SHOWN)
+    head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
     rows = []
     for _, row in group.iterrows():
-        cells = "".join(f"<td>{escape(cell(row[c]))}</td>" for c in SHOWN)
+        cells = "".join(f"<td>{escape(cell(row[c]))}</td>" for c in COLUMNS)
         rows.append(f'<tr class="{escape(str(row["status"]))}">{cells}</tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 

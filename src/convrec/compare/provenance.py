@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from convrec.tracking.mlflow_run import git_commit as tracking_commit
+
 PACKAGES = ["torch", "lightning", "hydra-core", "dvc", "mlflow", "numpy", "pandas"]
 
 
@@ -21,9 +23,7 @@ def provenance(root: Path, table: pd.DataFrame) -> dict:
         "profile": ", ".join(sorted(done["profile"].dropna().unique())) or "unknown",
         "run devices": ", ".join(sorted(done["device"].dropna().unique())) or "unknown",
         "report machine": report_machine(),
-        "versions": ", ".join(
-            f"{name} {_version(name)}" for name in ["python", *PACKAGES]
-        ),
+        "versions": ", ".join(f"{name} {_version(name)}" for name in ["python", *PACKAGES]),
         "data": data_hashes(root / "dvc.lock"),
     }
 
@@ -31,11 +31,12 @@ def provenance(root: Path, table: pd.DataFrame) -> dict:
 def git_commit(root: Path) -> str:
     """HEAD, marked "+ uncommitted changes" when tracked files differ from it (dvc.lock, which
     every stage rewrites, aside)."""
-    try:
-        head = _git(root, "rev-parse", "HEAD")
-        changed = _git(root, "status", "--porcelain", "--untracked-files=no").splitlines()
-    except (OSError, subprocess.CalledProcessError):
+    head = tracking_commit(root)
+    if head == "unknown":
         return "unknown (not a git checkout)"
+    changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                              "--untracked-files=no"], capture_output=True, text=True,
+                             check=False).stdout.splitlines()  # fmt: skip
     changed = [line for line in changed if not line.endswith("dvc.lock")]
     return head + (" + uncommitted changes" if changed else "")
 
@@ -73,8 +74,3 @@ def _version(name: str) -> str:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
