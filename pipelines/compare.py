@@ -16,10 +16,10 @@ from convrec.tracking.mlflow_run import tracking_uri
 if __name__ == "__main__":
     root = project_root()
     with user_errors():
-        runs = OmegaConf.load(root / "conf" / "pipeline.yaml").runs
-        out = write_reports(
-            root / "results", runs.values(), root / "reports", root / "conf/task", root
-        )
+        pipeline = OmegaConf.load(root / "conf" / "pipeline.yaml")
+        results, reports = root / "results", root / "reports"
+        out = write_reports(results, pipeline.runs.values(), reports, root / "conf/task", root,
+                            pipeline.get("experiments", []))  # fmt: skip
         uri = tracking_uri(OmegaConf.load(root / "conf" / "train.yaml").tracking.uri, root)
         run_id = log_comparison(uri, out, git_commit(root))
     Console().print(f"report: {out / 'index.html'}, leaderboard: {out / 'leaderboard.md'}")

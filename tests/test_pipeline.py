@@ -66,12 +66,16 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     pipeline.runs = RUNS
     pipeline.tasks = sorted({run["task"] for run in RUNS.values()})
     OmegaConf.save(pipeline, project / "conf/pipeline.yaml")
+    bench = OmegaConf.load(project / "conf/experiment/parallelism.yaml")
+    bench.lengths, bench.repeats = [16, 32], 1  # the tiny profile's share of the bench
+    OmegaConf.save(bench, project / "conf/experiment/parallelism.yaml")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["CONVREC_DATA_MIRROR"] = str(mirror)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
 
     first = _dvc(project, env, "repro")
-    expected = {f"prepare@{t}" for t in pipeline.tasks} | {f"train@{r}" for r in RUNS} | {"compare"}
+    expected = {f"prepare@{t}" for t in pipeline.tasks} | {f"train@{r}" for r in RUNS}
+    expected |= {f"bench@{e}" for e in pipeline.experiments} | {"compare"}
     assert _stages_run(first.stdout) == expected
 
     with open(project / "reports/leaderboard.csv", newline="") as handle:
@@ -87,6 +91,8 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     assert (project / "reports/figures/accuracy_vs_params.png").stat().st_size > 10_000
     page = (project / "reports/index.html").read_text()
     assert page.count("data:image/png;base64,") == len(list(project.glob("reports/figures/*.png")))
+    summary = json.loads((project / "results/experiments/parallelism/summary.json").read_text())
+    assert summary["conclusion"] in page  # the measured claim has its section
     for task in pipeline.tasks:  # the report names the data it was made from
         assert f"data/prepared/{task}: " in page and ".dir" in page
 
@@ -103,6 +109,8 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiments = {e.name: e.experiment_id for e in client.search_experiments()}
     (comparison,) = client.search_runs([experiments.pop("comparison")])
+    (bench,) = client.search_runs([experiments.pop("experiments")])
+    assert bench.info.run_id == summary["mlflow_run_id"] and bench.info.status == "FINISHED"
     assert comparison.info.status == "FINISHED"
     assert {a.path for a in client.list_artifacts(comparison.info.run_id, "report")} >= {
         "report/index.html", "report/leaderboard.md", "report/figures"

@@ -4,7 +4,7 @@ offline, from an email attachment or an MLflow artifact alike."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 
@@ -19,15 +19,21 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; 
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, td:nth-child(2) { text-align: left; }
-tr.missing td, tr.failed td { color: #b00; font-style: italic; }
+tr.missing td, tr.failed td, p.missing { color: #b00; font-style: italic; }
 tr.published td { color: #666; }
 img { max-width: 100%; border: 1px solid #eee; }
 dt { font-weight: bold; } dd { margin: 0 0 0.5em 1em; font-family: monospace; }
 """
 
 
-def render(table: pd.DataFrame, figures: Mapping[str, Path], provenance: Mapping) -> str:
-    """`figures` maps a caption to a PNG file; each is inlined."""
+def render(
+    table: pd.DataFrame,
+    figures: Mapping[str, Path],
+    provenance: Mapping,
+    claims: Sequence[Mapping] = (),
+) -> str:
+    """`figures` maps a caption to a PNG file; each is inlined. `claims`: the measurement
+    experiments' summaries (compare.claims), one section each."""
     parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>convrec report</title>", f"<style>{STYLE}</style></head><body>",
              "<h1>convrec report</h1>",
@@ -46,8 +52,23 @@ def render(table: pd.DataFrame, figures: Mapping[str, Path], provenance: Mapping
                             f"{escape(str(r.reference_source))}</li>"
                             for r in sources.itertuples())  # fmt: skip
             parts.append(f"<p>Published numbers:</p><ul>{items}</ul>")
+    if claims:
+        parts.append("<h2>The seeds' claims, measured</h2>")
+        parts += [_claim(claim) for claim in claims]
     parts.append("<h2>Made from</h2>" + _provenance(provenance))
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _claim(claim: Mapping) -> str:
+    name = escape(str(claim["experiment"]))
+    if claim["status"] != "ok":
+        return f'<h3>{name}</h3><p class="missing">missing: the experiment left no summary</p>'
+    parts = [f"<h3>{name}</h3>", f"<p><strong>{escape(claim['conclusion'])}</strong></p>"]
+    if claim.get("figure_path"):
+        parts += _figures({f"{claim['experiment']} (device: {claim.get('device')})":
+                           claim["figure_path"]})  # fmt: skip
+    parts.append(f"<p>MLflow run: {escape(str(claim.get('mlflow_run_id')))}</p>")
     return "\n".join(parts)
 
 

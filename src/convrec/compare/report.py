@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from convrec.atomic import write_text
+from convrec.atomic import write_bytes, write_text
+from convrec.compare.claims import load_claims
 from convrec.compare.dvc_views import write_curves, write_metrics
 from convrec.compare.html import render
 from convrec.compare.leaderboard import collect, to_markdown
@@ -23,10 +24,12 @@ def write_reports(
     reports: Path,
     task_conf: Path | None = None,
     root: Path | None = None,
+    experiments: Iterable[str] = (),
 ) -> Path:
     """`task_conf` (conf/task) holds the published references; None leaves them out. `root`
     is the project the report states its commit and data hashes from (results' parent by
-    default)."""
+    default). `experiments` names the measurement experiments whose summaries
+    (results/experiments/<name>) get a report section each."""
     runs = list(runs)
     references = load_references(task_conf, [r["task"] for r in runs]) if task_conf else None
     table = collect(results, runs, references)
@@ -48,7 +51,13 @@ def write_reports(
     write_metrics(table, reports / "metrics.json")
     write_curves(histories, reports / "curves")
     made_from = provenance(root or results.parent, table)
-    write_text(reports / "index.html", render(table, figures, made_from))
+    claims = load_claims(results / "experiments", experiments)
+    for claim in claims:  # every figure of the report sits in reports/figures too
+        if claim.get("figure_path"):
+            copy = figures_dir / f"experiment_{claim['experiment']}.png"
+            write_bytes(copy, claim["figure_path"].read_bytes())
+            claim["figure_path"] = copy
+    write_text(reports / "index.html", render(table, figures, made_from, claims))
     return reports
 
 

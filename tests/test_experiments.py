@@ -1,0 +1,74 @@
+"""Measurement experiments: the parallelism bench, its conclusion, its MLflow run, and its
+section in the report."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from conftest import REPO, compose_config, run_stage
+from convrec.bench import MLFLOW_EXPERIMENT, run_experiment
+from convrec.compare.report import write_reports
+from convrec.experiments.parallelism import conclusion, match_params, sequence_spec
+from convrec.models import build_model, count_parameters
+
+
+def test_convolutional_models_are_scaled_to_the_reference_parameter_count():
+    spec = sequence_spec(8, 256, 10)
+    lstm = count_parameters(build_model("lstm", spec, hidden_size=128))
+    net = OmegaConf.to_container(OmegaConf.load(REPO / "conf/model/fcn.yaml").net)
+    matched = match_params("fcn", spec, net, "channels", lstm)
+    assert abs(count_parameters(build_model("fcn", spec, **matched)) - lstm) / lstm < 0.02
+    assert len(matched["channels"]) == len(net["channels"])  # same depth, narrower
+
+
+def test_the_conclusion_states_each_cost_ratio_at_the_longest_sequence():
+    table = pd.DataFrame([
+        {"model": "rnn", "T": 64, "train_step_ms": 1.0, "latency_ms": 1.0},
+        {"model": "tcn", "T": 64, "train_step_ms": 1.0, "latency_ms": 1.0},
+        {"model": "rnn", "T": 2048, "train_step_ms": 30.0, "latency_ms": 8.0},
+        {"model": "tcn", "T": 2048, "train_step_ms": 3.0, "latency_ms": 2.0},
+    ])  # fmt: skip
+    sentence, ratios = conclusion(table, "tcn", "CPU (2 threads)")
+    assert ratios == {"rnn_over_tcn_train": 10.0, "rnn_over_tcn_latency": 4.0}
+    assert sentence == ("At T=2048 on CPU (2 threads), against the tcn at matched size, a "
+                        "training step costs rnn 10.0x; inference latency (one sequence) "
+                        "rnn 4.0x.")  # fmt: skip
+
+
+def test_an_experiment_run_leaves_its_summary_and_a_finished_mlflow_run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = compose_config("bench", [
+        "experiment.lengths=[16,32]", "experiment.repeats=1", "device=cpu",
+        f"paths.results={tmp_path / 'experiments'}", f"tracking.uri={uri}",
+    ])  # fmt: skip
+    summary = run_experiment(cfg, REPO)
+    out = tmp_path / "experiments" / "parallelism"
+    assert json.loads((out / "summary.json").read_text()) == summary
+    table = pd.read_csv(out / "parallelism.csv")
+    assert set(table.model) == {"rnn", "lstm", "gru", "tcn", "fcn"} and set(table["T"]) == {16, 32}
+    assert (table.train_step_ms > 0).all() and (table.latency_ms > 0).all()
+    assert (out / "parallelism.png").stat().st_size > 10_000
+    run = MlflowClient(uri).get_run(summary["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["conclusion"] == summary["conclusion"]
+    assert run.data.metrics["rnn_over_tcn_train"] == pytest.approx(
+        summary["metrics"]["rnn_over_tcn_train"]
+    )
+    experiment = MlflowClient(uri).get_experiment(run.info.experiment_id)
+    assert experiment.name == MLFLOW_EXPERIMENT
+
+    # the report gives the experiment a section: its conclusion and its figure, inlined
+    reports = write_reports(tmp_path, [], tmp_path / "reports", experiments=["parallelism", "x"])
+    page = (reports / "index.html").read_text()
+    assert summary["conclusion"] in page and summary["mlflow_run_id"] in page
+    assert "<h3>x</h3><p class=\"missing\">missing" in page
+
+
+def test_an_unknown_experiment_is_refused_in_one_line_before_any_work():
+    result = run_stage("bench.py", "experiment=nope")
+    assert result.returncode != 0
+    assert "unknown experiment 'nope'; known: parallelism" in result.stderr
