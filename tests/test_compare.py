@@ -26,6 +26,17 @@ def _metrics(results, task, model, family, value, params):
     }))  # fmt: skip
 
 
+def _two_mnist_runs(tmp_path):
+    """results/ with a CNN (and its history) and an LSTM on mnist."""
+    results = tmp_path / "results"
+    _metrics(results, "mnist", "cnn", "cnn", 99.2, 206_970)
+    _metrics(results, "mnist", "lstm", "rnn", 98.4, 82_186)
+    (results / "mnist" / "cnn" / "history.csv").write_text(
+        "epoch,train/loss,val/loss,val/acc\n1,0.4,0.1,0.97\n2,0.1,0.05,0.985\n"
+    )
+    return results
+
+
 def test_leaderboard_ranks_runs_per_task_and_shows_missing_ones(tmp_path):
     results = tmp_path / "results"
     _metrics(results, "mnist", "mlp", "mlp", 97.9, 535_818)
@@ -46,12 +57,7 @@ def test_leaderboard_ranks_runs_per_task_and_shows_missing_ones(tmp_path):
 
 
 def test_reports_are_written_with_their_figures_inlined_in_one_page(tmp_path):
-    results = tmp_path / "results"
-    _metrics(results, "mnist", "cnn", "cnn", 99.2, 206_970)
-    _metrics(results, "mnist", "lstm", "rnn", 98.4, 82_186)
-    (results / "mnist" / "cnn" / "history.csv").write_text(
-        "epoch,train/loss,val/loss,val/acc\n1,0.4,0.1,0.97\n2,0.1,0.05,0.985\n"
-    )
+    results = _two_mnist_runs(tmp_path)
     (results / "mnist" / "gru").mkdir()  # started, left no result
     runs = [{"task": "mnist", "model": m} for m in ("cnn", "lstm", "gru", "mlp")]
     out = write_reports(results, runs, tmp_path / "reports")
@@ -180,12 +186,7 @@ def test_other_test_metrics_are_listed_beside_the_headline():
 
 
 def test_dvc_reads_every_finished_runs_metric_and_one_curve_file_per_task(tmp_path):
-    results = tmp_path / "results"
-    _metrics(results, "mnist", "cnn", "cnn", 99.2, 206_970)
-    _metrics(results, "mnist", "lstm", "rnn", 98.4, 82_186)
-    (results / "mnist" / "cnn" / "history.csv").write_text(
-        "epoch,train/loss,val/loss,val/acc\n1,0.4,0.1,0.97\n2,0.1,0.05,0.985\n"
-    )
+    results = _two_mnist_runs(tmp_path)
     (results / "mnist" / "lstm" / "history.csv").write_text("epoch,val/loss\n1,0.3\n")
     runs = [{"task": "mnist", "model": m} for m in ("cnn", "lstm", "gru")]
     out = write_reports(results, runs, tmp_path / "reports")
