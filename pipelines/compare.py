@@ -6,11 +6,11 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from rich.console import Console
 
+from convrec.compare.mlflow_comparison import GROUP_TAG, log_comparison
 from convrec.compare.provenance import git_commit
 from convrec.compare.report import write_reports
 from convrec.errors import user_errors
 from convrec.paths import project_root
-from convrec.tracking.comparison import GROUP_TAG, log_comparison
 from convrec.tracking.mlflow_run import tracking_uri
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ import json
 
 from mlflow.tracking import MlflowClient
 
+from convrec.compare.mlflow_comparison import EXPERIMENT, GROUP_TAG, log_comparison
 from convrec.compare.report import write_reports
-from convrec.tracking.comparison import EXPERIMENT, GROUP_TAG, log_comparison
 from convrec.tracking.mlflow_run import tracked_run
 
 
