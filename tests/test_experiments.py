@@ -7,12 +7,14 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from conftest import REPO, compose_config, run_stage
 from convrec.bench import MLFLOW_EXPERIMENT, run_experiment
 from convrec.compare.report import write_reports
+from convrec.experiments import gradients
 from convrec.experiments.parallelism import conclusion, match_params, sequence_spec
 from convrec.models import build_model, count_parameters
 
@@ -71,4 +73,48 @@ def test_an_experiment_run_leaves_its_summary_and_a_finished_mlflow_run(tmp_path
 def test_an_unknown_experiment_is_refused_in_one_line_before_any_work():
     result = run_stage("bench.py", "experiment=nope")
     assert result.returncode != 0
-    assert "unknown experiment 'nope'; known: parallelism" in result.stderr
+    assert "unknown experiment 'nope'; known: gradients, parallelism." in result.stderr
+
+
+def test_adding_batches_mark_one_early_and_one_late_step_and_sum_their_values():
+    x, y = gradients.adding_batch(64, 50, torch.Generator().manual_seed(0))
+    values, markers = x[:, 0], x[:, 1]
+    assert (markers.sum(dim=1) == 2).all()
+    assert (markers[:, :5].sum(dim=1) == 1).all() and (markers[:, 25:].sum(dim=1) == 1).all()
+    assert torch.allclose(y, (values * markers).sum(dim=1))
+
+
+def test_the_gradient_reaching_a_step_is_zero_where_the_model_cannot_see_it():
+    class LastStep(torch.nn.Module):  # reads only the last step's value
+        def forward(self, x):
+            return x[:, 0, -1]
+
+    x, y = gradients.adding_batch(8, 10, torch.Generator().manual_seed(0))
+    norms = gradients.gradient_by_step(LastStep(), x, y)
+    assert norms.shape == (10,) and (norms[:-1] == 0).all() and norms[-1] > 0
+
+
+def test_the_gradient_conclusion_compares_the_first_step_with_the_last():
+    table = pd.DataFrame([
+        {"model": m, "stage": s, "t": t, "grad_norm": v}
+        for m, s, first in [("rnn", "init", 1e-6), ("lstm", "init", 1e-2),
+                            ("rnn", "trained", 1e-8), ("lstm", "trained", 1e-1)]
+        for t, v in [(0, first), (1, 0.5), (2, 1.0)]
+    ])  # fmt: skip
+    sentence, metrics = gradients.conclusion(table)
+    assert metrics["rnn_init_t0_over_last"] == 1e-6 and metrics["lstm_trained_grad_t0"] == 1e-1
+    assert sentence == ("||dL/dx_0|| / ||dL/dx_2||, at initialisation: rnn 1.0e-06, lstm "
+                        "1.0e-02; after training: rnn 1.0e-08, lstm 1.0e-01.")  # fmt: skip
+
+
+def test_the_gradients_experiment_runs_and_is_tracked(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = compose_config("bench", [
+        "experiment=gradients", "experiment.length=20", "experiment.train_steps=2",
+        f"paths.results={tmp_path}", f"tracking.uri={uri}",
+    ])  # fmt: skip
+    summary = run_experiment(cfg, REPO)
+    table = pd.read_csv(tmp_path / "gradients" / "gradients.csv")
+    assert len(table) == 4 * 2 * 20  # 4 models x (init, trained) x 20 steps
+    assert set(summary["metrics"]) >= {"rnn_init_t0_over_last", "tcn_final_mse"}
+    assert MlflowClient(uri).get_run(summary["mlflow_run_id"]).info.status == "FINISHED"

@@ -69,6 +69,9 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     bench = OmegaConf.load(project / "conf/experiment/parallelism.yaml")
     bench.lengths, bench.repeats = [16, 32], 1  # the tiny profile's share of the bench
     OmegaConf.save(bench, project / "conf/experiment/parallelism.yaml")
+    gradients = OmegaConf.load(project / "conf/experiment/gradients.yaml")
+    gradients.length, gradients.train_steps = 20, 2
+    OmegaConf.save(gradients, project / "conf/experiment/gradients.yaml")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["CONVREC_DATA_MIRROR"] = str(mirror)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
@@ -109,8 +112,10 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiments = {e.name: e.experiment_id for e in client.search_experiments()}
     (comparison,) = client.search_runs([experiments.pop("comparison")])
-    (bench,) = client.search_runs([experiments.pop("experiments")])
-    assert bench.info.run_id == summary["mlflow_run_id"] and bench.info.status == "FINISHED"
+    benches = client.search_runs([experiments.pop("experiments")])
+    assert sorted(r.info.run_name for r in benches) == sorted(pipeline.experiments)
+    assert summary["mlflow_run_id"] in {r.info.run_id for r in benches}
+    assert {r.info.status for r in benches} == {"FINISHED"}
     assert comparison.info.status == "FINISHED"
     assert {a.path for a in client.list_artifacts(comparison.info.run_id, "report")} >= {
         "report/index.html", "report/leaderboard.md", "report/figures"
