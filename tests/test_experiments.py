@@ -42,13 +42,16 @@ def test_the_conclusion_states_each_cost_ratio_at_the_longest_sequence():
                         "rnn 4.0x.")  # fmt: skip
 
 
-def test_an_experiment_run_leaves_its_summary_and_a_finished_mlflow_run(tmp_path):
+def _run_small(tmp_path, results, overrides):
+    """Run a shrunk experiment into `results`, tracked in a SQLite store under tmp_path."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = compose_config("bench", [
-        "experiment.lengths=[16,32]", "experiment.repeats=1", "device=cpu",
-        f"paths.results={tmp_path / 'experiments'}", f"tracking.uri={uri}",
-    ])  # fmt: skip
-    summary = run_experiment(cfg, REPO)
+    paths = [f"paths.results={results}", f"tracking.uri={uri}"]
+    return uri, run_experiment(compose_config("bench", [*overrides, *paths]), REPO)
+
+
+def test_an_experiment_run_leaves_its_summary_and_a_finished_mlflow_run(tmp_path):
+    shrunk = ["experiment.lengths=[16,32]", "experiment.repeats=1", "device=cpu"]
+    uri, summary = _run_small(tmp_path, tmp_path / "experiments", shrunk)
     out = tmp_path / "experiments" / "parallelism"
     assert json.loads((out / "summary.json").read_text()) == summary
     table = pd.read_csv(out / "parallelism.csv")
@@ -108,12 +111,8 @@ def test_the_gradient_conclusion_compares_the_first_step_with_the_last():
 
 
 def test_the_gradients_experiment_runs_and_is_tracked(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = compose_config("bench", [
-        "experiment=gradients", "experiment.length=20", "experiment.train_steps=2",
-        f"paths.results={tmp_path}", f"tracking.uri={uri}",
-    ])  # fmt: skip
-    summary = run_experiment(cfg, REPO)
+    shrunk = ["experiment=gradients", "experiment.length=20", "experiment.train_steps=2"]
+    uri, summary = _run_small(tmp_path, tmp_path, shrunk)
     table = pd.read_csv(tmp_path / "gradients" / "gradients.csv")
     assert len(table) == 4 * 2 * 20  # 4 models x (init, trained) x 20 steps
     assert set(summary["metrics"]) >= {"rnn_init_t0_over_last", "tcn_final_mse"}
