@@ -15,6 +15,25 @@ REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
 
 
+# Each measurement experiment cut to seconds: the settings (conf/experiment/<name>.yaml keys)
+# the unit tests and the end-to-end repro override.
+SHRUNK_EXPERIMENTS = {
+    "parallelism": {"lengths": [16, 32], "repeats": 1},
+    "gradients": {"length": 20, "train_steps": 2},
+    "activations": {"train_size": 128, "test_size": 64, "epochs": 1, "evals_per_epoch": 2,
+                    "net.channels": [4, 4, 4]},  # fmt: skip
+    "pooling": {"train_size": 128, "test_size": 64, "epochs": 2},
+    "parameter_economy": {"train_size": 128, "test_size": 64, "epochs": 1,
+                          "resolutions": [28, 56]},  # fmt: skip
+}
+
+
+def shrunk_overrides(name: str) -> list[str]:
+    """Hydra overrides that run experiment `name` shrunk."""
+    settings = SHRUNK_EXPERIMENTS[name].items()
+    return [f"experiment={name}"] + [f"experiment.{k}={v}".replace(" ", "") for k, v in settings]
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="also run tests marked slow (CI does)")
 

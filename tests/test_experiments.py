@@ -11,7 +11,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from conftest import REPO, compose_config, run_stage
+from conftest import REPO, compose_config, run_stage, shrunk_overrides
 from convrec.bench import MLFLOW_EXPERIMENT, run_experiment
 from convrec.compare.report import write_reports
 from convrec.experiments import gradients
@@ -50,7 +50,7 @@ def _run_small(tmp_path, results, overrides):
 
 
 def test_an_experiment_run_leaves_its_summary_and_a_finished_mlflow_run(tmp_path):
-    shrunk = ["experiment.lengths=[16,32]", "experiment.repeats=1", "device=cpu"]
+    shrunk = [*shrunk_overrides("parallelism"), "device=cpu"]
     uri, summary = _run_small(tmp_path, tmp_path / "experiments", shrunk)
     out = tmp_path / "experiments" / "parallelism"
     assert json.loads((out / "summary.json").read_text()) == summary
@@ -76,7 +76,8 @@ def test_an_experiment_run_leaves_its_summary_and_a_finished_mlflow_run(tmp_path
 def test_an_unknown_experiment_is_refused_in_one_line_before_any_work():
     result = run_stage("bench.py", "experiment=nope")
     assert result.returncode != 0
-    assert "unknown experiment 'nope'; known: gradients, parallelism." in result.stderr
+    assert ("unknown experiment 'nope'; known: activations, gradients, parallelism, "
+            "parameter_economy, pooling.") in result.stderr
 
 
 def test_adding_batches_mark_one_early_and_one_late_step_and_sum_their_values():
@@ -111,8 +112,7 @@ def test_the_gradient_conclusion_compares_the_first_step_with_the_last():
 
 
 def test_the_gradients_experiment_runs_and_is_tracked(tmp_path):
-    shrunk = ["experiment=gradients", "experiment.length=20", "experiment.train_steps=2"]
-    uri, summary = _run_small(tmp_path, tmp_path, shrunk)
+    uri, summary = _run_small(tmp_path, tmp_path, shrunk_overrides("gradients"))
     table = pd.read_csv(tmp_path / "gradients" / "gradients.csv")
     assert len(table) == 4 * 2 * 20  # 4 models x (init, trained) x 20 steps
     assert set(summary["metrics"]) >= {"rnn_init_t0_over_last", "tcn_final_mse"}

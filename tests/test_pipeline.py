@@ -18,7 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from conftest import REPO
+from conftest import REPO, SHRUNK_EXPERIMENTS
 
 # One run of every model, on every task, still a few minutes on 2 cores.
 RUNS = {
@@ -66,12 +66,12 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     pipeline.runs = RUNS
     pipeline.tasks = sorted({run["task"] for run in RUNS.values()})
     OmegaConf.save(pipeline, project / "conf/pipeline.yaml")
-    bench = OmegaConf.load(project / "conf/experiment/parallelism.yaml")
-    bench.lengths, bench.repeats = [16, 32], 1  # the tiny profile's share of the bench
-    OmegaConf.save(bench, project / "conf/experiment/parallelism.yaml")
-    gradients = OmegaConf.load(project / "conf/experiment/gradients.yaml")
-    gradients.length, gradients.train_steps = 20, 2
-    OmegaConf.save(gradients, project / "conf/experiment/gradients.yaml")
+    for name, settings in SHRUNK_EXPERIMENTS.items():  # the tiny profile's share of the bench
+        path = project / f"conf/experiment/{name}.yaml"
+        experiment = OmegaConf.load(path)
+        for key, value in settings.items():
+            OmegaConf.update(experiment, key, value)
+        OmegaConf.save(experiment, path)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["CONVREC_DATA_MIRROR"] = str(mirror)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"

@@ -25,7 +25,7 @@ def run_experiment(cfg: DictConfig, root: Path) -> dict:
         tracked_run(uri, MLFLOW_EXPERIMENT, name, tags, None) as run_id,
     ):
         log_params(flatten(OmegaConf.to_container(cfg.experiment, resolve=True)))
-        summary = run(cfg, out)
+        summary = run(cfg, out, root)
         summary = {"experiment": name, **summary, "mlflow_run_id": run_id}
         write_json(out / "summary.json", summary)
         mlflow.log_metrics(summary["metrics"])

@@ -68,6 +68,9 @@ def _claim(claim: Mapping) -> str:
     if claim.get("figure_path"):
         parts += _figures({f"{claim['experiment']} (device: {claim.get('device')})":
                            claim["figure_path"]})  # fmt: skip
+    for text, body in claim.get("text_bodies", {}).items():
+        shown = escape(body) if body is not None else "missing: the experiment left no such file"
+        parts.append(f"<details><summary>{escape(text)}</summary><pre>{shown}</pre></details>")
     parts.append(f"<p>MLflow run: {escape(str(claim.get('mlflow_run_id')))}</p>")
     return "\n".join(parts)
 

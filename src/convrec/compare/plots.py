@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import NullFormatter
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
-
-from convrec.atomic import write_bytes  # noqa: E402
-from convrec.compare.leaderboard import family_summary, pareto_front  # noqa: E402
+from convrec.compare.leaderboard import family_summary, pareto_front
+from convrec.figures import plt, save_png
 
 FAMILY_COLOURS = {"mlp": "tab:gray", "cnn": "tab:blue", "rnn": "tab:orange", "hybrid": "tab:green"}
 COSTS = {"params": "trainable parameters", "train_seconds": "training time (s)"}
@@ -121,8 +116,4 @@ def _grid(panels: int):
 
 
 def _save(fig, path: Path) -> None:
-    fig.tight_layout(rect=(0, 0, 1, 0.98))  # keep the first row's titles clear of the suptitle
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes(path, buffer.getvalue())
+    save_png(fig, path, top=0.98)  # keep the first row's titles clear of the suptitle

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from convrec.atomic import write_bytes, write_text
-from convrec.compare.claims import load_claims
+from convrec.compare.claims import claims_markdown, load_claims
 from convrec.compare.dvc_views import write_curves, write_metrics
 from convrec.compare.html import render
 from convrec.compare.leaderboard import collect, to_markdown
@@ -34,7 +34,8 @@ def write_reports(
     references = load_references(task_conf, [r["task"] for r in runs]) if task_conf else None
     table = collect(results, runs, references)
     write_text(reports / "leaderboard.csv", table.to_csv(index=False))
-    write_text(reports / "leaderboard.md", to_markdown(table))
+    claims = load_claims(results / "experiments", experiments)
+    write_text(reports / "leaderboard.md", to_markdown(table) + claims_markdown(claims))
     figures_dir = reports / "figures"
     figures = {
         "Best model of each family per task": figures_dir / "family_matrix.png",
@@ -51,7 +52,6 @@ def write_reports(
     write_metrics(table, reports / "metrics.json")
     write_curves(histories, reports / "curves")
     made_from = provenance(root or results.parent, table)
-    claims = load_claims(results / "experiments", experiments)
     for claim in claims:  # every figure of the report sits in reports/figures too
         if claim.get("figure_path"):
             copy = figures_dir / f"experiment_{claim['experiment']}.png"

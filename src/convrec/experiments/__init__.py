@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from convrec.registry import Registry
 
-# fn(cfg, out) -> {"conclusion": str, "metrics": {name: float}, "figure": file name, ...}: it
-# writes its tables and figures under `out` and says in one sentence what the numbers give.
+# fn(cfg, out, root) -> {"conclusion": str, "metrics": {name: float}, "figure": file name, ...}:
+# it reads prepared data under `root` if it needs any, writes its tables and figures under
+# `out` and says in one sentence what the numbers give.
 EXPERIMENTS: Registry[Callable] = Registry("experiment", "convrec.experiments", "experiment")

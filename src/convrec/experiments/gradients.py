@@ -9,23 +9,19 @@ first tenth of the sequence, so the early steps' gradient is what training needs
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.progress import Progress
+from torch import nn
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-from rich.progress import Progress  # noqa: E402
-from torch import nn  # noqa: E402
-
-from convrec.atomic import write_bytes, write_text  # noqa: E402
-from convrec.experiments import EXPERIMENTS  # noqa: E402
-from convrec.models import build_model  # noqa: E402
-from convrec.models.spec import IOSpec  # noqa: E402
+from convrec.atomic import write_text
+from convrec.experiments import EXPERIMENTS
+from convrec.figures import plt, save_png
+from convrec.models import build_model
+from convrec.models.spec import IOSpec
 
 
 def adding_batch(size: int, length: int, generator: torch.Generator):
@@ -118,15 +114,11 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     axes[0].set_ylabel("||dLoss/dx_t|| (batch mean)")
     axes[0].legend(fontsize=8)
     fig.suptitle("Gradient reaching each input step, adding problem")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes(path, buffer.getvalue())
+    save_png(fig, path)
 
 
 @EXPERIMENTS.register("gradients")
-def run(cfg: DictConfig, out: Path) -> dict:
+def run(cfg: DictConfig, out: Path, root: Path) -> dict:
     table, losses = measure(cfg.experiment, cfg.seed)
     sentence, metrics = conclusion(table)
     write_text(out / "gradients.csv", table.to_csv(index=False))

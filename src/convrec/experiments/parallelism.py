@@ -9,27 +9,24 @@ comparison is at equal size, not at each model's default width.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from statistics import median
 
-import matplotlib
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.progress import Progress
+from torch import nn
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-from rich.progress import Progress  # noqa: E402
-from torch import nn  # noqa: E402
-
-from convrec.atomic import write_bytes, write_text  # noqa: E402
-from convrec.errors import ConvrecError  # noqa: E402
-from convrec.experiments import EXPERIMENTS  # noqa: E402
-from convrec.models import build_model, count_parameters  # noqa: E402
-from convrec.models.spec import IOSpec  # noqa: E402
+from convrec.atomic import write_text
+from convrec.errors import ConvrecError
+from convrec.experiments import EXPERIMENTS
+from convrec.experiments.devices import device_name, pick_device
+from convrec.figures import plt, save_png
+from convrec.models import build_model, count_parameters
+from convrec.models.spec import IOSpec
 
 
 def sequence_spec(channels: int, length: int, classes: int) -> IOSpec:
@@ -166,24 +163,13 @@ def plot(table: pd.DataFrame, device: str, path: Path) -> None:
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Cost vs sequence length on {device}")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes(path, buffer.getvalue())
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({torch.get_num_threads()} threads)"
+    save_png(fig, path)
 
 
 @EXPERIMENTS.register("parallelism")
-def run(cfg: DictConfig, out: Path) -> dict:
+def run(cfg: DictConfig, out: Path, root: Path) -> dict:
     torch.manual_seed(cfg.seed)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if cfg.device == "auto" else cfg.device))  # fmt: skip
+    device = pick_device(cfg.device)
     nets = model_nets(cfg.experiment)
     table = measure(cfg.experiment, nets, device)
     name = device_name(device)
