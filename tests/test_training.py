@@ -4,6 +4,8 @@ import json
 import math
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -13,8 +15,9 @@ from convrec.lit.history import read_history
 from convrec.training import train
 
 METRICS_KEYS = {"task", "model", "family", "metric", "value", "params", "train_seconds",
-                "samples_per_second"}  # fmt: skip
-ARTIFACTS = {"config.yaml", "model_summary.txt", "history.csv", "metrics.json", "checkpoints"}
+                "samples_per_second", "latency_ms", "memory_mb"}  # fmt: skip
+ARTIFACTS = {"config.yaml", "model_summary.txt", "history.csv", "metrics.json", "checkpoints",
+             "confusion.csv"}  # fmt: skip
 
 
 def tiny_run(tmp_path, prepared_root, *overrides):
@@ -44,6 +47,12 @@ def test_a_short_fit_writes_results_and_one_finished_mlflow_run(project, prepare
     assert 0 <= metrics["value"] <= 100 and metrics["params"] > 0
     assert metrics["train_seconds"] > 0 and metrics["samples_per_second"] > 0
     assert metrics["best_val"] == pytest.approx(best_val)
+    # weights, gradients and Adam's two moments at least; activations on top
+    assert metrics["memory_mb"] > 4 * 4 * metrics["params"] / 2**20 and metrics["latency_ms"] > 0
+    confusion = pd.read_csv(out / "confusion.csv", index_col="true").to_numpy()
+    tested = cfg.trainer.limit_test_batches * cfg.task.batch_size  # the tiny profile's share
+    assert confusion.sum() == min(tested, metrics["test_samples"])
+    assert 100 * np.trace(confusion) / confusion.sum() == pytest.approx(metrics["value"], abs=0.01)
     history = (out / "history.csv").read_text().splitlines()
     assert history[0] == "epoch,train/loss,train/acc,val/loss,val/acc,samples,train_seconds"
     assert len(history) == 3  # header + 2 epochs
@@ -67,6 +76,7 @@ def test_a_short_fit_writes_results_and_one_finished_mlflow_run(project, prepare
     assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 2  # one per epoch
     assert any(key.startswith("system/") for key in run.data.metrics)
     assert "test/acc" in run.data.metrics
+    assert run.data.metrics["memory_mb"] == pytest.approx(metrics["memory_mb"])
     assert ARTIFACTS <= {a.path for a in client.list_artifacts(run.info.run_id)}
     assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == [
         "checkpoints/best.ckpt"

@@ -1,8 +1,8 @@
 """Train one (task, model) pair: the logic behind `pipelines/train.py`.
 
 Writes results/<task>/<model>/ (metrics.json, history.csv, config.yaml,
-model_summary.txt, checkpoints/best.ckpt) in one rename at the end, and one
-MLflow run holding the same things.
+model_summary.txt, checkpoints/best.ckpt, and confusion.csv for class targets) in
+one rename at the end, and one MLflow run holding the same things.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import lightning as L
 import mlflow
+import pandas as pd
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
@@ -23,6 +24,7 @@ from torchinfo import summary
 
 from convrec.atomic import staged_dir, write_json, write_text
 from convrec.config_check import check_config
+from convrec.costs import TrainingMemory, latency_ms
 from convrec.data.datamodule import PreparedDataModule
 from convrec.data.tasks import by_profile
 from convrec.lit import module_for
@@ -39,7 +41,8 @@ from convrec.tracking.mlflow_run import (
     tracking_uri,
 )
 
-MEASURED = ("params", "train_seconds", "samples_per_second")  # also logged as MLflow metrics
+# also logged as MLflow metrics (those a run measured: memory is not, under ddp_spawn)
+MEASURED = ("params", "train_seconds", "samples_per_second", "latency_ms", "memory_mb")
 
 
 def train(cfg: DictConfig) -> float:
@@ -94,9 +97,10 @@ def train(cfg: DictConfig) -> float:
             monitor=module.monitor if by_val else None, mode=module.monitor_mode,
             auto_insert_metric_name=False,
         )  # fmt: skip
+        memory = TrainingMemory()
         trainer: L.Trainer = instantiate(
             cfg.trainer,
-            callbacks=[checkpoint, history, RichProgressBar()],
+            callbacks=[checkpoint, history, memory, RichProgressBar()],
             logger=logger,
             default_root_dir=str(out),
             **({"limit_val_batches": 0} if no_val else {}),
@@ -111,9 +115,14 @@ def train(cfg: DictConfig) -> float:
         metrics["baseline"] = datamodule.meta.get("baseline")
         datamodule.setup("test")  # a no-op unless fit ran in spawned DDP processes
         metrics["test_samples"] = len(datamodule.datasets["test"])
+        metrics |= _costs(module, datamodule, trainer.strategy.root_device, memory)
+        artifacts = ["history.csv", "metrics.json"]
+        if (confusion := module.confusion_matrix()) is not None:
+            _write_confusion(confusion, spec, out / "confusion.csv")
+            artifacts.append("confusion.csv")
         write_json(out / "metrics.json", metrics)
-        mlflow.log_metrics({k: metrics[k] for k in MEASURED})
-        for name in ("history.csv", "metrics.json"):
+        mlflow.log_metrics({k: metrics[k] for k in MEASURED if metrics[k] is not None})
+        for name in artifacts:
             mlflow.log_artifact(str(out / name))
         mlflow.log_artifacts(str(out / "checkpoints"), artifact_path="checkpoints")
     return metrics["best_val"] if metrics["best_val"] is not None else float("nan")
@@ -152,6 +161,30 @@ def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -
     write_text(out / "model_summary.txt", str(table) + "\n")
     for name in ("config.yaml", "model_summary.txt"):
         mlflow.log_artifact(str(out / name))
+
+
+def _costs(module, datamodule, device: torch.device, memory: TrainingMemory) -> dict:
+    """Inference latency on the first test example, served as the test loader serves it (a
+    text cut to its own length), and the training step's tensor memory (convrec.costs)."""
+    example = datamodule.datasets["test"].__getitems__([0])
+    x, *rest, _ = (t.to(device) for t in example)
+    module.to(device).eval()
+    costs = {
+        "latency_ms": round(latency_ms(lambda: module.predict(x, *rest), device), 4),
+        "memory_mb": round(memory.megabytes, 3) if memory.megabytes is not None else None,
+    }
+    if memory.cuda_peak_megabytes is not None:
+        costs["cuda_peak_mb"] = round(memory.cuda_peak_megabytes, 1)
+    return costs
+
+
+def _write_confusion(confusion: torch.Tensor, spec: IOSpec, path: Path) -> None:
+    """Rows: the true class, columns: the predicted one, by class name where the task has them."""
+    names = list(spec.class_names)
+    if len(names) != len(confusion):
+        names = [str(i) for i in range(len(confusion))]
+    table = pd.DataFrame(confusion.numpy(), index=pd.Index(names, name="true"), columns=names)
+    write_text(path, table.to_csv())
 
 
 def _summarise(cfg, family, net, lit_class, out, test_metrics, fit_seconds, trainer) -> dict:

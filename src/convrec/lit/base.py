@@ -50,6 +50,15 @@ class SupervisedModule(L.LightningModule):
         """Update this stage's metrics, return the loss."""
         raise NotImplementedError
 
+    def predict(self, x: torch.Tensor, *rest: torch.Tensor):
+        """What inference runs on a batch (the run's latency times it): the model's outputs,
+        or the decoded predictions where decoding is part of predicting."""
+        return self(x, *rest)
+
+    def confusion_matrix(self) -> torch.Tensor | None:
+        """(true class, predicted class) counts over the test set, for class targets."""
+        return None
+
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, *rest, y = batch
         loss = self.compute(self(x, *rest), y, stage)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from convrec.lit.base import ACCURACY, LOSS, STAGES, SupervisedModule, metric_key
 from convrec.models.spec import IOSpec
@@ -25,9 +25,20 @@ class ClassificationModule(SupervisedModule):
                 for stage in STAGES
             }
         )
+        self.test_confusion = MulticlassConfusionMatrix(spec.num_classes)
+        self._confusion: torch.Tensor | None = None
 
     def compute(self, outputs: torch.Tensor, y: torch.Tensor, stage: str) -> torch.Tensor:
         accuracy = self.accuracy[f"{stage}_acc"]
         accuracy(outputs, y)
         self.log_metric(stage, ACCURACY, accuracy)
+        if stage == "test":
+            self.test_confusion.update(outputs, y)
         return self.loss_fn(outputs, y)
+
+    def on_test_epoch_end(self) -> None:
+        self._confusion = self.test_confusion.compute().cpu()  # summed over DDP ranks
+        self.test_confusion.reset()
+
+    def confusion_matrix(self) -> torch.Tensor | None:
+        return self._confusion

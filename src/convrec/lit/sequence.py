@@ -113,6 +113,11 @@ class SequenceModule(SupervisedModule):
             return slots_greedy(logits, self.end)
         return self.net.generate(x)
 
+    def predict(self, x: torch.Tensor) -> list[list[int]]:
+        if self.net.decoding in ("ctc", "slots"):
+            return self.decode(x, self.net(x))
+        return self.net.generate(x)
+
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
         loss, logits = self.loss(x, y)

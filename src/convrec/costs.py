@@ -1,0 +1,97 @@
+"""What a trained model costs beyond its parameter count: inference latency on one test
+example and the tensor memory of a training step, both measured on the run's device.
+
+Training-step memory is counted from the tensors themselves, so it means the same on a CPU
+(whose allocator keeps no statistics) as on a GPU: weights, their gradients, the optimizer's
+state, and every activation autograd keeps for backward during one training batch (saved-tensor
+hooks see each one; shared storage counts once, weights not twice). Activations dominate for
+recurrent models on long sequences, which keep every step's state until backward.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from statistics import median
+
+import lightning as L
+import torch
+from torch import nn
+
+MIB = 2**20
+
+
+class TrainingMemory(L.Callback):
+    """Counts a training step's tensor memory: activations saved for backward during the first
+    training batch, then, when training ends, weights, gradients and optimizer state."""
+
+    def __init__(self) -> None:
+        self.saved_bytes: int | None = None
+        self.megabytes: float | None = None  # None until training ends
+        self.cuda_peak_megabytes: float | None = None  # the allocator's own peak, on a GPU
+        self._hooks = None
+        self._storages: dict[int, int] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self.saved_bytes is not None or self._hooks is not None:
+            return
+        weights = {p.untyped_storage().data_ptr() for p in pl_module.parameters()}
+        storages = self._storages
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in weights:
+                storages[storage.data_ptr()] = storage.nbytes()
+            return tensor  # kept as autograd would keep it: nothing copied
+
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor)
+        self._hooks.__enter__()
+
+    def on_before_backward(self, trainer, pl_module, loss: torch.Tensor) -> None:
+        if self._hooks is None:
+            return
+        self._hooks.__exit__(None, None, None)
+        self._hooks = None
+        self.saved_bytes = sum(self._storages.values())
+        self._storages = {}
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.saved_bytes is None:  # no training batch ran
+            return
+        self.megabytes = training_memory_mb(pl_module, trainer.optimizers, self.saved_bytes)
+        device = trainer.strategy.root_device
+        if device.type == "cuda":
+            self.cuda_peak_megabytes = torch.cuda.max_memory_allocated(device) / MIB
+
+
+def training_memory_mb(
+    model: nn.Module, optimizers: Sequence[torch.optim.Optimizer], saved_bytes: int
+) -> float:
+    """Weights + gradients + optimizer state + saved activations, in MiB."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    gradients = sum(p.numel() * p.element_size() for p in trainable)
+    state = sum(
+        value.numel() * value.element_size()
+        for optimizer in optimizers
+        for entry in optimizer.state.values()
+        for value in entry.values()
+        if torch.is_tensor(value)
+    )
+    return (weights + gradients + state + saved_bytes) / MIB
+
+
+@torch.inference_mode()
+def latency_ms(predict: Callable[[], object], device: torch.device, repeats: int = 20) -> float:
+    """Median wall time of `predict()` over `repeats` calls, after three warm-up calls."""
+    timings = []
+    for i in range(repeats + 3):
+        if device.type == "cuda":  # kernels run asynchronously; time what they did
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        predict()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= 3:
+            timings.append(time.perf_counter() - started)
+    return 1000.0 * median(timings)
