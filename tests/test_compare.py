@@ -2,6 +2,8 @@ import base64
 import json
 import re
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from convrec.compare.leaderboard import (
@@ -194,3 +196,33 @@ def test_dvc_reads_every_finished_runs_metric_and_one_curve_file_per_task(tmp_pa
     curves = (out / "curves" / "mnist.csv").read_text().splitlines()
     assert curves == ["epoch,model,metric,value", "1,cnn,val/acc,0.97", "2,cnn,val/acc,0.985",
                       "1,lstm,val/loss,0.3"]  # fmt: skip
+
+
+def test_each_classification_task_gets_its_runs_confusion_matrices_under_its_table(tmp_path):
+    results = _two_mnist_runs(tmp_path)
+    _metrics(results, "mnist1d", "gru", "rnn", 95.0, 51_594)  # left no confusion matrix
+    names = [str(i) for i in range(10)]
+    counts = np.eye(10, dtype=int) * 50
+    counts[3, 5] = 7  # one class confused with another: a visible cell
+    pd.DataFrame(counts, index=pd.Index(names, name="true"), columns=names).to_csv(
+        results / "mnist" / "cnn" / "confusion.csv"
+    )
+    runs = [{"task": "mnist", "model": "cnn"}, {"task": "mnist", "model": "lstm"},
+            {"task": "mnist1d", "model": "gru"}]  # fmt: skip
+    out = write_reports(results, runs, tmp_path / "reports")
+    assert sorted(p.name for p in (out / "figures").glob("confusion_*")) == ["confusion_mnist.png"]
+    page = (out / "index.html").read_text()
+    mnist, mnist1d = page.index("<h2>mnist <small>"), page.index("<h2>mnist1d <small>")
+    assert mnist < page.index('alt="mnist: test confusion matrices"') < mnist1d
+
+
+def test_the_leaderboard_shows_each_runs_measured_latency_and_memory(tmp_path):
+    results = _two_mnist_runs(tmp_path)
+    metrics = json.loads((results / "mnist/cnn/metrics.json").read_text())
+    metrics |= {"latency_ms": 0.4321, "memory_mb": 35.25}
+    (results / "mnist/cnn/metrics.json").write_text(json.dumps(metrics))
+    out = write_reports(results, [{"task": "mnist", "model": "cnn"}], tmp_path / "reports")
+    table = pd.read_csv(out / "leaderboard.csv")
+    assert table.loc[0, "latency_ms"] == 0.4321 and table.loc[0, "memory_mb"] == 35.25
+    markdown = (out / "leaderboard.md").read_text()
+    assert "| latency_ms | memory_mb |" in markdown and "| 0.43 | 35.25 |" in markdown

@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from convrec.compare.report import write_reports
@@ -63,6 +65,12 @@ def test_every_figure_of_the_report_renders_in_headless_chromium(tmp_path):
             "params": 10_000 * len(model), "train_seconds": value / 3, "epochs": 2,
         }))  # fmt: skip
         (folder / "history.csv").write_text("epoch,val/loss,val/acc\n1,0.3,0.9\n2,0.2,0.95\n")
+        if task == "mnist":  # class targets leave a test confusion matrix: one figure per task
+            counts = np.diag(np.full(10, 90)) + np.random.default_rng(0).integers(0, 3, (10, 10))
+            names = [str(i) for i in range(10)]
+            pd.DataFrame(counts, index=pd.Index(names, name="true"), columns=names).to_csv(
+                folder / "confusion.csv"
+            )
     listed = [{"task": task, "model": model} for task, model, _, _ in runs]
     page = write_reports(results, listed, tmp_path / "reports") / "index.html"
     figures = list((tmp_path / "reports" / "figures").glob("*.png"))
@@ -74,6 +82,6 @@ def test_every_figure_of_the_report_renders_in_headless_chromium(tmp_path):
         images = browser.execute_script(PROBE)
     finally:
         browser.quit()
-    assert len(images) == len(figures) == 4
+    assert len(images) == len(figures) == 5
     for image in images:
         assert image["width"] > 300 and image["colours"] > 5, image

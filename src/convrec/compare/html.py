@@ -31,9 +31,11 @@ def render(
     figures: Mapping[str, Path],
     provenance: Mapping,
     claims: Sequence[Mapping] = (),
+    task_figures: Mapping[str, Path] | None = None,
 ) -> str:
     """`figures` maps a caption to a PNG file; each is inlined. `claims`: the measurement
-    experiments' summaries (compare.claims), one section each."""
+    experiments' summaries (compare.claims), one section each. `task_figures`: a figure shown
+    under a task's table (its confusion matrices)."""
     parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>convrec report</title>", f"<style>{STYLE}</style></head><body>",
              "<h1>convrec report</h1>",
@@ -52,6 +54,8 @@ def render(
                             f"{escape(str(r.reference_source))}</li>"
                             for r in sources.itertuples())  # fmt: skip
             parts.append(f"<p>Published numbers:</p><ul>{items}</ul>")
+        if task in (task_figures or {}):
+            parts += _figures({f"{task}: test confusion matrices": task_figures[task]})
     if claims:
         parts.append("<h2>The seeds' claims, measured</h2>")
         parts += [_claim(claim) for claim in claims]

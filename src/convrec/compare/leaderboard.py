@@ -17,12 +17,13 @@ import pandas as pd
 
 COLUMNS = [
     "task", "model", "family", "metric", "value", "reference", "delta", "reference_source",
-    "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second", "epochs",
-    "best_val", "other_metrics", "profile", "device", "status", "mlflow_run_id",
+    "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second",
+    "latency_ms", "memory_mb", "epochs", "best_val", "other_metrics", "profile", "device",
+    "status", "mlflow_run_id",
 ]  # fmt: skip
 SHOWN = [  # the columns of each task's table
     "model", "family", "value", "reference", "delta", "params", "train_seconds",
-    "samples_per_second", "epochs", "other_metrics", "status",
+    "samples_per_second", "latency_ms", "memory_mb", "epochs", "other_metrics", "status",
 ]  # fmt: skip
 
 
@@ -102,7 +103,9 @@ def to_markdown(table: pd.DataFrame) -> str:
         "",
         "Test-set headline metric of every run, best first per task, beside the published",
         "number for the same model where there is one (delta = ours - published);",
-        "other_metrics: the run's other test metrics, in percent.",
+        "other_metrics: the run's other test metrics, in percent. samples_per_second: training",
+        "throughput; latency_ms: inference on one test example; memory_mb: a training step's",
+        "tensors (weights, gradients, optimizer state, activations saved for backward).",
         "",
     ]
     for task, group in table.groupby("task", sort=True):

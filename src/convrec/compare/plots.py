@@ -98,6 +98,30 @@ def learning_curves(histories: Mapping[tuple[str, str], pd.DataFrame], path: Pat
     _save(fig, path)
 
 
+def confusion_matrices(matrices: Mapping[str, pd.DataFrame], task: str, path: Path) -> None:
+    """One panel per model: its test confusion matrix (rows: the true class), each row in
+    percent of that class, so classes of different sizes read alike."""
+    fig, axes = _grid(len(matrices))
+    for ax, (model, counts) in zip(axes.flat, sorted(matrices.items()), strict=False):
+        totals = counts.sum(axis=1).replace(0, np.nan)
+        percent = counts.div(totals, axis=0) * 100
+        ax.imshow(percent.to_numpy(dtype=float), cmap="Blues", vmin=0, vmax=100)
+        accuracy = 100 * np.trace(counts.to_numpy()) / max(1, counts.to_numpy().sum())
+        ax.set_title(f"{model} ({accuracy:.1f}% correct)")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        names = [str(c) for c in counts.columns]
+        if len(names) <= 12:  # beyond that, labels and numbers would overlap
+            ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+            ax.set_yticks(range(len(names)), names, fontsize=7)
+            for (i, j), value in np.ndenumerate(percent.to_numpy(dtype=float)):
+                if value >= 1:
+                    ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=6,
+                            color="white" if value > 60 else "black")  # fmt: skip
+    fig.suptitle(f"{task}: test confusion matrices (row percent)")
+    _save(fig, path)
+
+
 def curve_column(history: pd.DataFrame) -> str | None:
     """The validation column a curve shows: the first val/ metric besides the loss, else the
     loss."""

@@ -13,7 +13,12 @@ from convrec.compare.claims import claims_markdown, load_claims
 from convrec.compare.dvc_views import write_curves, write_metrics
 from convrec.compare.html import render
 from convrec.compare.leaderboard import collect, to_markdown
-from convrec.compare.plots import family_matrix, learning_curves, metric_vs_cost
+from convrec.compare.plots import (
+    confusion_matrices,
+    family_matrix,
+    learning_curves,
+    metric_vs_cost,
+)
 from convrec.compare.provenance import provenance
 from convrec.compare.references import load_references
 
@@ -49,6 +54,7 @@ def write_reports(
     metric_vs_cost(table, "train_seconds", next(paths))
     histories = _histories(results, table)
     learning_curves(histories, next(paths))
+    confusions = _confusion_figures(results, table, figures_dir)
     write_metrics(table, reports / "metrics.json")
     write_curves(histories, reports / "curves")
     made_from = provenance(root or results.parent, table)
@@ -57,7 +63,7 @@ def write_reports(
             copy = figures_dir / f"experiment_{claim['experiment']}.png"
             write_bytes(copy, claim["figure_path"].read_bytes())
             claim["figure_path"] = copy
-    write_text(reports / "index.html", render(table, figures, made_from, claims))
+    write_text(reports / "index.html", render(table, figures, made_from, claims, confusions))
     return reports
 
 
@@ -68,3 +74,18 @@ def _histories(results: Path, table: pd.DataFrame) -> dict[tuple[str, str], pd.D
         if path.is_file():
             histories[task, model] = pd.read_csv(path)
     return histories
+
+
+def _confusion_figures(results: Path, table: pd.DataFrame, folder: Path) -> dict[str, Path]:
+    """figures/confusion_<task>.png for each task whose runs left test confusion matrices
+    (class targets); task -> figure."""
+    by_task: dict[str, dict[str, pd.DataFrame]] = {}
+    for task, model in table.loc[table["status"] == "ok", ["task", "model"]].itertuples(False):
+        path = results / task / model / "confusion.csv"
+        if path.is_file():
+            by_task.setdefault(task, {})[model] = pd.read_csv(path, index_col="true")
+    figures = {}
+    for task, matrices in sorted(by_task.items()):
+        figures[task] = folder / f"confusion_{task}.png"
+        confusion_matrices(matrices, task, figures[task])
+    return figures
