@@ -94,8 +94,11 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     assert (project / "reports/figures/accuracy_vs_params.png").stat().st_size > 10_000
     page = (project / "reports/index.html").read_text()
     assert page.count("data:image/png;base64,") == len(list(project.glob("reports/figures/*.png")))
+    for experiment in pipeline.experiments:  # each measured claim has its section
+        path = project / f"results/experiments/{experiment}/summary.json"
+        assert json.loads(path.read_text())["conclusion"] in page
     summary = json.loads((project / "results/experiments/parallelism/summary.json").read_text())
-    assert summary["conclusion"] in page  # the measured claim has its section
+    assert any(p.name.startswith("confusion_") for p in project.glob("reports/figures/*.png"))
     for task in pipeline.tasks:  # the report names the data it was made from
         assert f"data/prepared/{task}: " in page and ".dir" in page
 
@@ -103,6 +106,10 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     (workspace,) = shown.values()  # keyed by revision: only the workspace here
     metrics = workspace["data"]["reports/metrics.json"]["data"]
     assert {(t, m) for t in metrics for m in metrics[t]} == set(rows)
+    # dvc exp show: the pipeline's knobs and each run's metric, not two columns per run entry
+    header = _dvc(project, env, "exp", "show", "--csv").stdout.splitlines()[0].split(",")
+    assert {"profile", "experiments", "mnist.cnn", "adding.tcn"} <= set(header)
+    assert not [c for c in header if c.startswith("runs.")]
     plots = json.loads(_dvc(project, env, "plots", "show", "--json").stdout)["data"]
     assert sorted(plots) == sorted(f"reports/curves/{t}.csv" for t in pipeline.tasks)
     for task, (plot,) in plots.items():  # one line per model of the task
@@ -128,6 +135,9 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     for run in runs:
         curve = "val/loss" if run.data.tags["task"] == "adding" else "val/acc"
         assert client.get_metric_history(run.info.run_id, curve)
+        row = rows[run.data.tags["task"], run.data.tags["model"]]  # the report's numbers are
+        for key in ("params", "latency_ms", "memory_mb"):  # the run's, as MLflow holds them
+            assert run.data.metrics[key] == pytest.approx(float(row[key]))
 
     started = time.perf_counter()
     second = _dvc(project, env, "repro")

@@ -151,12 +151,14 @@ def run(cfg: DictConfig, out: Path, root: Path) -> dict:
     sentence, metrics = conclusion(table, sizes)
     write_text(out / "parameter_economy.csv", table.to_csv(index=False))
     write_text(out / "parameter_growth.csv", sizes.to_csv(index=False))
+    write_text(out / "parameter_economy.txt", table.to_string(index=False) + "\n")
+    write_text(out / "parameter_growth.txt", sizes.to_string(index=False) + "\n")
     side = min(exp.resolutions)
-    layers = []
+    texts = ["parameter_economy.txt", "parameter_growth.txt"]  # then each layer table
     for family, model in largest(exp, side).items():
-        layers.append(f"{family}_layers.txt")
-        write_text(out / layers[-1], layer_table(model, side))
+        texts.append(f"{family}_layers.txt")
+        write_text(out / texts[-1], layer_table(model, side))
     plot(table, sizes, out / "parameter_economy.png")
     return {"conclusion": sentence, "metrics": metrics, "device": device_name(device),
             "figure": "parameter_economy.png", "table": "parameter_economy.csv",
-            "texts": layers}  # fmt: skip
+            "texts": texts}  # fmt: skip

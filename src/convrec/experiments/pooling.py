@@ -111,6 +111,8 @@ def run(cfg: DictConfig, out: Path, root: Path) -> dict:
     sentence, metrics = conclusion(scores)
     write_text(out / "pooling.csv", table.to_csv(index=False))
     write_text(out / "pooling_final.csv", scores.to_csv(index=False))
+    write_text(out / "pooling_final.txt", scores.to_string(index=False) + "\n")
     plot(table, scores, out / "pooling.png")
     return {"conclusion": sentence, "metrics": metrics, "device": device_name(device),
-            "figure": "pooling.png", "table": "pooling_final.csv"}  # fmt: skip
+            "figure": "pooling.png", "table": "pooling_final.csv",
+            "texts": ["pooling_final.txt"]}  # fmt: skip
