@@ -22,5 +22,6 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     with user_errors():
-        check_choices(sys.argv[1:], CONF_DIR, groups=("task", "model", "trainer", "profile"))
+        groups = ("task", "model", "trainer", "profile", "hparams_search")
+        check_choices(sys.argv[1:], CONF_DIR, groups=groups)
     main()

@@ -55,7 +55,7 @@ def train(cfg: DictConfig) -> float:
     limits = {split: by_profile(cfg.task.get(f"{split}_limit"), str(cfg.profile))
               for split in ("train", "test")}  # fmt: skip
     datamodule = PreparedDataModule(
-        root / cfg.paths.prepared / task, cfg.task.batch_size, cfg.num_workers, limits
+        root / cfg.paths.prepared / task, cfg.task.batch_size, cfg.num_workers, limits, cfg.seed
     )
     spec = IOSpec.from_meta(datamodule.meta)
     family = MODELS.get(model_name).family
@@ -75,8 +75,10 @@ def train(cfg: DictConfig) -> float:
     with ExitStack() as stack:
         if is_main:
             out = stack.enter_context(staged_dir(root / cfg.paths.results / task / model_name))
+            # best_val_mode: whether a sweep ranks this run's best_val high or low
             tags = {"task": task, "model": model_name, "family": family,
-                    "profile": str(cfg.profile), "git_commit": git_commit(root)}  # fmt: skip
+                    "profile": str(cfg.profile), "git_commit": git_commit(root),
+                    "best_val_mode": module.monitor_mode}  # fmt: skip
             interval = cfg.tracking.system_metrics_interval
             run_id = stack.enter_context(tracked_run(uri, task, model_name, tags, interval))
             _log_setup(cfg, net, spec, out)
@@ -105,6 +107,12 @@ def train(cfg: DictConfig) -> float:
             default_root_dir=str(out),
             **({"limit_val_batches": 0} if no_val else {}),
         )
+        # The batch is global: each process takes its share, so the learning rate stays.
+        per_device = datamodule.per_device_batch(trainer.world_size)  # fails before training
+        if is_main:
+            mlflow.log_params({"batch.global": datamodule.batch_size,
+                               "batch.per_device": per_device,
+                               "batch.world_size": trainer.world_size})  # fmt: skip
         started = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         fit_seconds = time.perf_counter() - started
@@ -121,7 +129,8 @@ def train(cfg: DictConfig) -> float:
             _write_confusion(confusion, spec, out / "confusion.csv")
             artifacts.append("confusion.csv")
         write_json(out / "metrics.json", metrics)
-        mlflow.log_metrics({k: metrics[k] for k in MEASURED if metrics[k] is not None})
+        measured = [*MEASURED, "best_val"]  # best_val: what a sweep ranks (None: no val split)
+        mlflow.log_metrics({k: metrics[k] for k in measured if metrics[k] is not None})
         for name in artifacts:
             mlflow.log_artifact(str(out / name))
         mlflow.log_artifacts(str(out / "checkpoints"), artifact_path="checkpoints")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 
 from convrec.data.prepare import SPLITS, load_meta, load_split
 from convrec.errors import ConvrecError
@@ -85,11 +85,16 @@ class PreparedDataModule(L.LightningDataModule):
         batch_size: int,
         num_workers: int = 0,
         limits: dict[str, int | None] | None = None,
+        seed: int = 0,
     ) -> None:
-        """`limits` caps a split to its first N samples ({"train": 6000}): a CPU-sized subset."""
+        """`batch_size` is the global batch: under DDP each of the world_size processes takes
+        an equal share of it, so changing the device count changes neither the optimisation
+        nor the learning rate it needs. `limits` caps a split to its first N samples
+        ({"train": 6000}): a CPU-sized subset. `seed` sets the training order."""
         super().__init__()
         self.task_dir = Path(task_dir)
         self.batch_size = batch_size
+        self.seed = seed
         self.num_workers = num_workers
         self.limits = {k: v for k, v in (limits or {}).items() if v is not None}
         self.meta = load_meta(self.task_dir)
@@ -132,18 +137,35 @@ class PreparedDataModule(L.LightningDataModule):
             x = x * (torch.arange(x.shape[-1])[None, :] < lengths[:, None]).unsqueeze(1)
         return x
 
+    def per_device_batch(self, world_size: int) -> int:
+        if self.batch_size % world_size:
+            raise ConvrecError(
+                f"task.batch_size={self.batch_size} (the global batch) does not split evenly "
+                f"over {world_size} processes; set it to a multiple of {world_size}"
+            )
+        return self.batch_size // world_size
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = self.datasets[split]
-        # Under DDP Lightning shards the data by swapping in a DistributedSampler, which a
-        # custom batch sampler does not take: there, text batches are shuffled plainly.
-        single_process = self.trainer is None or self.trainer.world_size == 1
-        if shuffle and dataset.trim and single_process:
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        batch = self.per_device_batch(world)
+        if shuffle and dataset.trim and world == 1:
             # Seeded from torch's global RNG, which Lightning's seed_everything has set.
             seed = int(torch.randint(2**31, (1,)))
-            batching = {"batch_sampler": LengthBucketSampler(dataset.tensors[1], self.batch_size,
+            batching = {"batch_sampler": LengthBucketSampler(dataset.tensors[1], batch,
                                                              seed=seed)}  # fmt: skip
+        elif shuffle:
+            # One permutation per epoch (seed + epoch; Lightning calls set_epoch) however
+            # many processes share it: process r takes every world-th sample, so global batch
+            # k holds the very samples a single process's batch k would, and a DDP run takes
+            # the same steps as one process. (Length buckets do not shard: text under DDP is
+            # shuffled plainly.)
+            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                         seed=self.seed)  # fmt: skip
+            batching = {"batch_size": batch, "sampler": sampler}
         else:
-            batching = {"batch_size": self.batch_size, "shuffle": shuffle}
+            batching = {"batch_size": batch, "shuffle": False}
         return DataLoader(
             dataset,
             **batching,

@@ -18,20 +18,26 @@ from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from convrec.paths import store_root
+
 DB_NAME = "mlflow.db"
 ARTIFACTS_NAME = "mlartifacts"
 MAX_PARAMS_PER_CALL = 100  # MLflow's log_batch limit
+SWEEP_PARENT_ENV = "CONVREC_SWEEP_PARENT_RUN"  # set by convrec.tracking.sweep for a sweep's jobs
+SWEEP_OVERRIDES_ENV = "CONVREC_SWEEP_OVERRIDES"  # one job's overrides, a JSON list
 
 
 def tracking_uri(configured: str | None, root: Path) -> str:
     """Explicit config, else $MLFLOW_TRACKING_URI, else an absolute SQLite file in the project.
 
     Absolute, because a relative sqlite path would silently create a new
-    database wherever the process happens to run (DVC experiment copies).
+    database wherever the process happens to run; a queued DVC experiment's copy
+    uses its enclosing project's store (convrec.paths.store_root).
     """
     if configured:
         return str(configured)
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / DB_NAME).resolve()}"
+    default = f"sqlite:///{(store_root(root) / DB_NAME).resolve()}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or default
 
 
 def artifact_root(uri: str) -> str | None:
@@ -77,6 +83,9 @@ def tracked_run(
     """
     mlflow.set_tracking_uri(uri)
     experiment_id = ensure_experiment(MlflowClient(uri), experiment, uri)
+    if parent := os.environ.get(SWEEP_PARENT_ENV):  # a job of a `-m` sweep: nest it
+        tags = {**tags, "mlflow.parentRunId": parent,
+                "sweep_overrides": os.environ.get(SWEEP_OVERRIDES_ENV, "[]")}  # fmt: skip
     if system_metrics_interval is not None:
         mlflow.set_system_metrics_sampling_interval(system_metrics_interval)
     run = mlflow.start_run(

@@ -1,0 +1,79 @@
+"""`-m` sweeps through Hydra's launchers and the Optuna sweeper: one MLflow parent run per
+sweep, created before any job, every job's run nested under it, the best job on the parent."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from conftest import CONF, run_stage
+
+
+def _sweep(tmp_path, prepared_root, *args):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_stage(
+        "train.py", "-m", "task=mnist1d", "profile=tiny", f"paths.prepared={prepared_root}",
+        *args, cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "database is locked" not in result.stderr
+    assert "Callback SweepParentRun" not in result.stderr  # Hydra reports a raising callback
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("mnist1d").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweep") == "parent"]
+    jobs = [r for r in runs if r.info.run_id != parent.info.run_id]
+    return parent, jobs
+
+
+def _best(jobs):
+    return max(jobs, key=lambda r: r.data.metrics["best_val"])
+
+
+@pytest.mark.slow
+def test_eight_parallel_joblib_jobs_end_finished_under_one_parent_run(tmp_path, prepared_root):
+    seeds = ",".join(str(s) for s in range(8))
+    parent, jobs = _sweep(tmp_path, prepared_root, "model=mlp", f"seed={seeds}",
+                          "hydra/launcher=local", "hydra.launcher.n_jobs=8")  # fmt: skip
+    assert len(jobs) == 8 and {r.info.status for r in jobs} == {"FINISHED"}
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
+    assert parent.info.status == "FINISHED" and parent.data.tags["launcher"] == "JoblibLauncher"
+    assert parent.data.metrics["jobs"] == parent.data.metrics["jobs_finished"] == 8
+    # the parent was there before any job started
+    assert parent.info.start_time <= min(r.info.start_time for r in jobs)
+    best = _best(jobs)
+    assert parent.data.tags["best_run_id"] == best.info.run_id
+    assert parent.data.params["best.seed"] == best.data.params["seed"]
+    assert f"seed={best.data.params['seed']}" in json.loads(best.data.tags["sweep_overrides"])
+
+
+@pytest.mark.slow
+def test_an_optuna_sweep_of_eight_trials_leaves_the_best_value_and_params_on_its_parent(
+    tmp_path, prepared_root
+):
+    parent, jobs = _sweep(tmp_path, prepared_root, "model=cnn", "hparams_search=cnn",
+                          "hydra.sweeper.n_trials=8")  # fmt: skip
+    assert len(jobs) == 8 and {r.info.status for r in jobs} == {"FINISHED"}
+    assert parent.data.tags["sweeper"] == "OptunaSweeper"
+    best = _best(jobs)
+    assert parent.data.metrics["best_value"] == best.data.metrics["best_val"]
+    for key in ("model.lr", "model.net.kernel_size", "model.net.channels"):
+        assert parent.data.params[f"best.{key}"] == best.data.params[key]
+
+
+def test_every_family_has_a_search_space_over_keys_its_models_have():
+    absent = object()
+    for space, model in [("mlp", "mlp"), ("cnn", "cnn"), ("tcn", "tcn"), ("rnn", "lstm"),
+                         ("rnn", "gru"), ("hybrid", "cnn_lstm")]:  # fmt: skip
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("train", [f"hparams_search={space}", f"model={model}"],
+                          return_hydra_config=True)  # fmt: skip
+        sweeper = cfg.hydra.sweeper
+        assert sweeper.direction == "maximize" and sweeper.n_trials >= 8
+        assert sweeper.sampler.seed == 0  # a search is reproducible
+        for key in sweeper.params:
+            assert OmegaConf.select(cfg, key, default=absent) is not absent, (space, key)
