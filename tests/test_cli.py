@@ -48,3 +48,19 @@ def test_checksum_mismatch_ends_with_one_error_line_and_no_output(tmp_path, mirr
     assert "checksum mismatch" in lines[-1] and "t10k-images-idx3-ubyte.gz" in lines[-1]
     prepared = project / "data" / "prepared"
     assert not prepared.exists() or not any(prepared.iterdir())
+
+
+def test_a_queued_dvc_experiment_writes_in_its_copy_and_tracks_to_the_project_store(
+    tmp_path, monkeypatch
+):
+    from convrec.paths import project_root, store_root
+    from convrec.tracking.mlflow_run import tracking_uri
+
+    copy = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpabc"
+    (copy / "src").mkdir(parents=True)
+    (copy / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "repo" / "dvc.yaml").write_text("stages: {}\n")
+    assert project_root(copy / "src") == copy.resolve()  # outputs stay in the copy
+    assert store_root(copy) == (tmp_path / "repo").resolve()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(None, copy) == f"sqlite:///{(tmp_path / 'repo' / 'mlflow.db').resolve()}"

@@ -148,3 +148,56 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     model_cfg.write_text(model_cfg.read_text().replace("head_dropout: 0.3", "head_dropout: 0.25"))
     third = _dvc(project, env, "repro")
     assert _stages_run(third.stdout) == {"train@mnist-cnn", "train@mnist1d-cnn", "compare"}
+
+
+@pytest.mark.slow
+def test_dvc_experiments_queue_and_remote(tmp_path, mirror):
+    """`dvc exp run -S`, two queued experiments run by `dvc queue start -j 2`: every run in
+    the project's one MLflow store; then push to and pull from a DVC remote."""
+    project = _copy_repo(tmp_path / "project")
+    pipeline = OmegaConf.load(project / "conf/pipeline.yaml")
+    # the bench stages read prepared MNIST and Fashion-MNIST, so those are prepared too
+    pipeline.profile, pipeline.experiments = "tiny", ["gradients"]
+    pipeline.tasks = ["mnist1d", "mnist", "fashion_mnist"]
+    pipeline.runs = {"mnist1d-mlp": {"task": "mnist1d", "model": "mlp"}}
+    OmegaConf.save(pipeline, project / "conf/pipeline.yaml")
+    gradients = OmegaConf.load(project / "conf/experiment/gradients.yaml")
+    for key, value in SHRUNK_EXPERIMENTS["gradients"].items():
+        OmegaConf.update(gradients, key, value)
+    OmegaConf.save(gradients, project / "conf/experiment/gradients.yaml")
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "small"],
+                   cwd=project, check=True)  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env |= {"CONVREC_DATA_MIRROR": str(mirror), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+
+    _dvc(project, env, "exp", "run", "-S", "conf/pipeline.yaml:seed=1")  # in the workspace
+    for seed in (2, 3):
+        _dvc(project, env, "exp", "run", "--queue", "-S", f"conf/pipeline.yaml:seed={seed}")
+    _dvc(project, env, "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 900
+    while re.search(r"\b(Queued|Running)\b", _dvc(project, env, "queue", "status").stdout):
+        assert time.monotonic() < deadline, "queued experiments did not finish"
+        time.sleep(5)
+    status = _dvc(project, env, "queue", "status").stdout
+    assert "Failed" not in status, status + _dvc(project, env, "queue", "logs", "-f").stdout
+
+    shown = list(csv.DictReader(_dvc(project, env, "exp", "show", "--csv").stdout.splitlines()))
+    done = {row["seed"]: row["mnist1d.mlp"] for row in shown if row["seed"] and row["mnist1d.mlp"]}
+    assert {"1", "2", "3"} <= set(done)
+    # every run went to the project's one store, none to a store inside a queued copy
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("mnist1d").experiment_id])
+    assert sorted(r.data.params["seed"] for r in runs) == ["1", "2", "3"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert not list((project / ".dvc").rglob("mlflow.db"))
+
+    # a DVC remote (a local folder here) carries prepared data and results to another clone
+    _dvc(project, env, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    _dvc(project, env, "push")
+    for folder in (".dvc/cache", "data/prepared", "results"):
+        shutil.rmtree(project / folder)
+    _dvc(project, env, "pull")
+    assert (project / "data/prepared/mnist1d/meta.json").is_file()
+    assert json.loads((project / "results/mnist1d/mlp/metrics.json").read_text())["seed"] == 1
