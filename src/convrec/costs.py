@@ -81,17 +81,27 @@ def training_memory_mb(
     return (weights + gradients + state + saved_bytes) / MIB
 
 
+def median_seconds(call: Callable[[], object], device: torch.device, repeats: int,
+                   warmup: int) -> float:  # fmt: skip
+    """Median wall time of `call()` over `repeats` timed calls after `warmup` untimed ones;
+    on a GPU each call is timed to the end of its kernels, which run asynchronously."""
+    timings = []
+    for i in range(warmup + repeats):
+        _sync(device)
+        started = time.perf_counter()
+        call()
+        _sync(device)
+        if i >= warmup:
+            timings.append(time.perf_counter() - started)
+    return median(timings)
+
+
 @torch.inference_mode()
 def latency_ms(predict: Callable[[], object], device: torch.device, repeats: int = 20) -> float:
     """Median wall time of `predict()` over `repeats` calls, after three warm-up calls."""
-    timings = []
-    for i in range(repeats + 3):
-        if device.type == "cuda":  # kernels run asynchronously; time what they did
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        predict()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i >= 3:
-            timings.append(time.perf_counter() - started)
-    return 1000.0 * median(timings)
+    return 1000.0 * median_seconds(predict, device, repeats, warmup=3)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -9,10 +9,8 @@ comparison is at equal size, not at each model's default width.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from pathlib import Path
-from statistics import median
 
 import pandas as pd
 import torch
@@ -21,6 +19,7 @@ from rich.progress import Progress
 from torch import nn
 
 from convrec.atomic import write_text
+from convrec.costs import median_seconds
 from convrec.errors import ConvrecError
 from convrec.experiments import EXPERIMENTS
 from convrec.experiments.devices import device_name, pick_device
@@ -56,33 +55,20 @@ def time_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats:
     """Median seconds of one forward + backward + optimiser step, after one warm-up step."""
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     model.train()
-    timings = []
-    for _ in range(repeats + 1):
-        started = time.perf_counter()
+
+    def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
-        _sync(x.device)
-        timings.append(time.perf_counter() - started)
-    return median(timings[1:])
+
+    return median_seconds(step, x.device, repeats, warmup=1)
 
 
 @torch.no_grad()
 def time_inference(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
     """Median seconds of one forward pass in eval mode, after one warm-up pass."""
     model.eval()
-    timings = []
-    for _ in range(repeats + 1):
-        started = time.perf_counter()
-        model(x)
-        _sync(x.device)
-        timings.append(time.perf_counter() - started)
-    return median(timings[1:])
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":  # kernels run asynchronously; time what they did
-        torch.cuda.synchronize(device)
+    return median_seconds(lambda: model(x), x.device, repeats, warmup=1)
 
 
 def model_nets(cfg: DictConfig) -> dict[str, dict]:
