@@ -13,32 +13,23 @@ from pathlib import Path
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
-from rich.progress import Progress
 
 from convrec.atomic import write_text
 from convrec.experiments import EXPERIMENTS
 from convrec.experiments.devices import device_name, pick_device
-from convrec.experiments.image_training import fit, load_images
+from convrec.experiments.image_training import load_images, train_each
 from convrec.figures import plt, save_png
-from convrec.models import build_model
 
 
 def measure(cfg: DictConfig, task_dir: Path, seed: int, device: torch.device) -> pd.DataFrame:
     data = load_images(task_dir, cfg.train_size, cfg.test_size)
-    tables = []
-    with Progress() as progress:
-        bar = progress.add_task("activations", total=len(cfg.activations))
-        for activation in cfg.activations:
-            progress.update(bar, description=f"activations: {activation}")
-            torch.manual_seed(seed)
-            net = {**OmegaConf.to_container(cfg.net), "activation": activation}
-            model = build_model("cnn", data.spec, **net).to(device)
-            curve = fit(model, data, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                        seed=seed, evals_per_epoch=cfg.evals_per_epoch,
-                        progress=progress)  # fmt: skip
-            tables.append(curve.assign(activation=activation))
-            progress.advance(bar)
-    return pd.concat(tables, ignore_index=True)
+    net = OmegaConf.to_container(cfg.net)
+    variants = {a: ("cnn", {**net, "activation": a}) for a in cfg.activations}
+    return pd.concat(
+        [curve.assign(activation=a) for a, _, curve in
+         train_each("activations", variants, data, cfg, seed, device)],
+        ignore_index=True,
+    )  # fmt: skip
 
 
 def conclusion(table: pd.DataFrame, target: float) -> tuple[str, dict]:

@@ -1,5 +1,6 @@
 """What the image experiments (claims 3-5) share: a prepared image task's first samples,
-and a short training loop that records accuracy as it goes.
+a short training loop that records accuracy as it goes, and the run over an experiment's
+variants, each trained from the same seed.
 
 These experiments train many small variants of one model for a few hundred steps each;
 a plain loop keeps that to seconds per variant, where a Lightning Trainer's setup per
@@ -8,15 +9,18 @@ variant would cost more than the training. The models are the lab's own (`build_
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
+from omegaconf import DictConfig
 from rich.progress import Progress
 from torch import nn
 
 from convrec.data.datamodule import PreparedDataModule
+from convrec.models import build_model
 from convrec.models.spec import IOSpec
 
 
@@ -98,3 +102,29 @@ def fit(
     if progress:
         progress.remove_task(task)
     return pd.DataFrame(rows)
+
+
+def train_each(
+    title: str,
+    variants: dict[Hashable, tuple[str, dict]],
+    data: ImageData,
+    cfg: DictConfig,
+    seed: int,
+    device: torch.device,
+) -> Iterator[tuple[Hashable, nn.Module, pd.DataFrame]]:
+    """Build and `fit` each variant (key -> model family and its settings) with the
+    experiment's epochs, batch size, learning rate and `evals_per_epoch` (1 when unset),
+    reseeding before each so that only the variant differs; yields key, trained model and
+    its learning curve, under one progress bar."""
+    with Progress() as progress:
+        bar = progress.add_task(title, total=len(variants))
+        for key, (family, net) in variants.items():
+            label = ", ".join(key) if isinstance(key, tuple) else key
+            progress.update(bar, description=f"{title}: {label}")
+            torch.manual_seed(seed)
+            model = build_model(family, data.spec, **net).to(device)
+            curve = fit(model, data, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                        seed=seed, evals_per_epoch=cfg.get("evals_per_epoch", 1),
+                        progress=progress)  # fmt: skip
+            yield key, model, curve
+            progress.advance(bar)

@@ -15,14 +15,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
-from rich.progress import Progress
 from torch import nn
 from torchinfo import summary
 
 from convrec.atomic import write_text
 from convrec.experiments import EXPERIMENTS
 from convrec.experiments.devices import device_name, pick_device
-from convrec.experiments.image_training import fit, load_images
+from convrec.experiments.image_training import load_images, train_each
 from convrec.figures import plt, save_png
 from convrec.models import build_model, count_parameters
 from convrec.models.spec import IOSpec
@@ -39,20 +38,13 @@ def nets(cfg: DictConfig, family: str) -> dict[str, dict]:
 
 def measure(cfg: DictConfig, task_dir: Path, seed: int, device: torch.device) -> pd.DataFrame:
     data = load_images(task_dir, cfg.train_size, cfg.test_size)
-    rows = []
-    with Progress() as progress:
-        bar = progress.add_task("parameter economy", total=sum(len(cfg.sizes[f]) for f in FAMILIES))
-        for family in FAMILIES:
-            for label, net in nets(cfg, family).items():
-                progress.update(bar, description=f"parameter economy: {family} {label}")
-                torch.manual_seed(seed)
-                model = build_model(family, data.spec, **net).to(device)
-                curve = fit(model, data, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                            lr=cfg.lr, seed=seed, progress=progress)  # fmt: skip
-                rows.append({"family": family, "size": label, "params": count_parameters(model),
-                             "test_acc": float(curve["test_acc"].iloc[-1])})  # fmt: skip
-                progress.advance(bar)
-    return pd.DataFrame(rows)
+    variants = {(f, label): (f, net) for f in FAMILIES for label, net in nets(cfg, f).items()}
+    return pd.DataFrame(
+        {"family": family, "size": label, "params": count_parameters(model),
+         "test_acc": float(curve["test_acc"].iloc[-1])}
+        for (family, label), model, curve in
+        train_each("parameter economy", variants, data, cfg, seed, device)
+    )  # fmt: skip
 
 
 def largest(cfg: DictConfig, side: int) -> dict[str, nn.Module]:

@@ -14,14 +14,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
-from rich.progress import Progress
 
 from convrec.atomic import write_text
 from convrec.experiments import EXPERIMENTS
 from convrec.experiments.devices import device_name, pick_device
-from convrec.experiments.image_training import fit, load_images
+from convrec.experiments.image_training import load_images, train_each
 from convrec.figures import plt, save_png
-from convrec.models import build_model, count_parameters
+from convrec.models import count_parameters
 
 
 def variants(cfg: DictConfig) -> dict[tuple[str, str], dict]:
@@ -36,20 +35,12 @@ def variants(cfg: DictConfig) -> dict[tuple[str, str], dict]:
 
 def measure(cfg: DictConfig, task_dir: Path, seed: int, device: torch.device) -> pd.DataFrame:
     data = load_images(task_dir, cfg.train_size, cfg.test_size)
-    nets = variants(cfg)
-    tables = []
-    with Progress() as progress:
-        bar = progress.add_task("pooling", total=len(nets))
-        for (down, drop), net in nets.items():
-            progress.update(bar, description=f"pooling: {down}, dropout {drop}")
-            torch.manual_seed(seed)
-            model = build_model("cnn", data.spec, **net).to(device)
-            curve = fit(model, data, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                        seed=seed, progress=progress)  # fmt: skip
-            tables.append(curve.assign(downsampling=down, dropout=drop,
-                                       params=count_parameters(model)))  # fmt: skip
-            progress.advance(bar)
-    return pd.concat(tables, ignore_index=True)
+    nets = {key: ("cnn", net) for key, net in variants(cfg).items()}
+    return pd.concat(
+        [curve.assign(downsampling=down, dropout=drop, params=count_parameters(model))
+         for (down, drop), model, curve in train_each("pooling", nets, data, cfg, seed, device)],
+        ignore_index=True,
+    )  # fmt: skip
 
 
 def final_scores(table: pd.DataFrame) -> pd.DataFrame:
