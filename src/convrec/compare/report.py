@@ -67,23 +67,28 @@ def write_reports(
     return reports
 
 
-def _histories(results: Path, table: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
-    histories = {}
+def _run_files(results: Path, table: pd.DataFrame, name: str, **read_csv) -> dict:
+    """(task, model) -> results/<task>/<model>/<name> read as a table, for the ok runs that
+    left one."""
+    tables = {}
     for task, model in table.loc[table["status"] == "ok", ["task", "model"]].itertuples(False):
-        path = results / task / model / "history.csv"
+        path = results / task / model / name
         if path.is_file():
-            histories[task, model] = pd.read_csv(path)
-    return histories
+            tables[task, model] = pd.read_csv(path, **read_csv)
+    return tables
+
+
+def _histories(results: Path, table: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    return _run_files(results, table, "history.csv")
 
 
 def _confusion_figures(results: Path, table: pd.DataFrame, folder: Path) -> dict[str, Path]:
     """figures/confusion_<task>.png for each task whose runs left test confusion matrices
     (class targets); task -> figure."""
     by_task: dict[str, dict[str, pd.DataFrame]] = {}
-    for task, model in table.loc[table["status"] == "ok", ["task", "model"]].itertuples(False):
-        path = results / task / model / "confusion.csv"
-        if path.is_file():
-            by_task.setdefault(task, {})[model] = pd.read_csv(path, index_col="true")
+    for (task, model), matrix in _run_files(results, table, "confusion.csv",
+                                            index_col="true").items():  # fmt: skip
+        by_task.setdefault(task, {})[model] = matrix
     figures = {}
     for task, matrices in sorted(by_task.items()):
         figures[task] = folder / f"confusion_{task}.png"
