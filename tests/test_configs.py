@@ -92,6 +92,6 @@ def test_dvc_pipeline_trains_every_run_and_tracks_its_config_files():
     train = dvc["stages"]["train"]
     assert train["foreach"] == "${runs}"
     deps = train["do"]["deps"]
-    for config in ("train", "trainer/cpu", "profile/${profile}", "task/${item.task}",
+    for config in ("train", "trainer/default", "profile/${profile}", "task/${item.task}",
                    "model/${item.model}"):  # fmt: skip
         assert f"conf/{config}.yaml" in deps, config

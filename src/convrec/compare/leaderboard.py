@@ -19,7 +19,7 @@ COLUMNS = [
     "task", "model", "family", "metric", "value", "reference", "delta", "reference_source",
     "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second",
     "latency_ms", "memory_mb", "epochs", "best_val", "other_metrics", "profile", "device",
-    "status", "mlflow_run_id",
+    "precision", "status", "mlflow_run_id",
 ]  # fmt: skip
 SHOWN = [  # the columns of each task's table
     "model", "family", "value", "reference", "delta", "params", "train_seconds",

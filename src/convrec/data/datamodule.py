@@ -38,7 +38,7 @@ class BatchIndexedDataset(TensorDataset):
         self.trim_target = trim and tensors[-1].shape[1:] == tensors[0].shape[1:]
 
     def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
-        index = torch.as_tensor(indices)
+        index = torch.as_tensor(indices, device=self.tensors[0].device)
         batch = [tensor[index] for tensor in self.tensors]
         if self.trim:
             longest = int(batch[1].max())
@@ -107,6 +107,13 @@ class PreparedDataModule(L.LightningDataModule):
         self.datasets: dict[str, BatchIndexedDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
+        if not self.datasets:
+            trainer = self.trainer
+            self.load(trainer.strategy.root_device if trainer else torch.device("cpu"))
+
+    def load(self, device: torch.device | str = "cpu") -> None:
+        """Read every split into memory on `device`. On a GPU the whole set stays there and
+        each batch is cut from it in place: no host-to-device copy per step."""
         if self.datasets:
             return
         for split in SPLITS:
@@ -117,7 +124,7 @@ class PreparedDataModule(L.LightningDataModule):
             x = self._normalise(tensors["x"], tensors.get("lengths"))
             lengths = [tensors["lengths"]] if "lengths" in tensors else []
             question = [tensors["question"]] if "question" in tensors else []
-            parts = [x, *lengths, *question, tensors["y"]]
+            parts = [t.to(device) for t in (x, *lengths, *question, tensors["y"])]
             self.datasets[split] = BatchIndexedDataset(*parts, trim=self.is_text(x, lengths))
 
     @staticmethod
@@ -153,8 +160,8 @@ class PreparedDataModule(L.LightningDataModule):
         if shuffle and dataset.trim and world == 1:
             # Seeded from torch's global RNG, which Lightning's seed_everything has set.
             seed = int(torch.randint(2**31, (1,)))
-            batching = {"batch_sampler": LengthBucketSampler(dataset.tensors[1], batch,
-                                                             seed=seed)}  # fmt: skip
+            lengths = dataset.tensors[1].cpu()  # the sampler orders indices on the host
+            batching = {"batch_sampler": LengthBucketSampler(lengths, batch, seed=seed)}
         elif shuffle:
             # One permutation per epoch (seed + epoch; Lightning calls set_epoch) however
             # many processes share it: process r takes every world-th sample, so global batch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from convrec.lit.base import ACCURACY, LOSS, STAGES, SupervisedModule, metric_key
@@ -29,14 +30,17 @@ class ClassificationModule(SupervisedModule):
         self._confusion: torch.Tensor | None = None
 
     def compute(self, outputs: torch.Tensor, y: torch.Tensor, stage: str) -> torch.Tensor:
-        accuracy = self.accuracy[f"{stage}_acc"]
-        accuracy(outputs, y)
-        self.log_metric(stage, ACCURACY, accuracy)
+        # update, not forward: forward would also compute (and sync) each batch's accuracy
+        self.accuracy[f"{stage}_acc"].update(outputs, y)
         if stage == "test":
             self.test_confusion.update(outputs, y)
         return self.loss_fn(outputs, y)
 
+    def epoch_metrics(self, stage: str) -> dict[str, Metric]:
+        return {ACCURACY: self.accuracy[f"{stage}_acc"]}
+
     def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
         self._confusion = self.test_confusion.compute().cpu()  # summed over DDP ranks
         self.test_confusion.reset()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from convrec.lit.base import ACCURACY
@@ -49,8 +50,11 @@ class QuestionAnsweringModule(ClassificationModule):
             question = self._question.flatten(0, 1)
             for group, token in self.groups.items():
                 in_group = (question == token).any(dim=1)
-                accuracy = self.group_accuracy[f"{stage}_{group}"]
                 if in_group.any():  # a batch may hold no question of a group
-                    accuracy.update(outputs[in_group], y[in_group])
-                self.log_metric(stage, group_key(group), accuracy)
+                    self.group_accuracy[f"{stage}_{group}"].update(outputs[in_group], y[in_group])
         return loss
+
+    def epoch_metrics(self, stage: str) -> dict[str, Metric]:
+        groups = {group_key(g): self.group_accuracy[f"{stage}_{g}"]
+                  for g in self.groups if stage in SCORED}  # fmt: skip
+        return super().epoch_metrics(stage) | groups

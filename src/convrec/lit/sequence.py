@@ -121,12 +121,14 @@ class SequenceModule(SupervisedModule):
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
         loss, logits = self.loss(x, y)
-        self.log(metric_key(stage, LOSS), loss, on_step=False, on_epoch=True,
-                 prog_bar=True, sync_dist=True, batch_size=len(y))  # fmt: skip
+        self.add_loss(stage, loss, len(y))
         if stage != "train":  # decoding (beam search) is for evaluation only
             preds, targets = self.decode(x, logits), target_lists(y)
             for score in (ACCURACY, ERROR_RATE):
-                metric = self.scores[f"{stage}_{score}"]
-                metric.update(preds, targets)
-                self.log_metric(stage, score, metric)
+                self.scores[f"{stage}_{score}"].update(preds, targets)
         return loss
+
+    def epoch_metrics(self, stage: str) -> dict[str, Metric]:
+        if stage == "train":
+            return {}
+        return {score: self.scores[f"{stage}_{score}"] for score in (ACCURACY, ERROR_RATE)}

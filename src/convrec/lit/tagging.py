@@ -63,8 +63,9 @@ class TaggingModule(SupervisedModule):
         self.f1 = nn.ModuleDict({f"{stage}_f1": SlotF1(spec.class_names) for stage in STAGES})
 
     def compute(self, outputs: torch.Tensor, y: torch.Tensor, stage: str) -> torch.Tensor:
-        # Update only: the score is computed once per epoch, when Lightning logs it.
-        metric = self.f1[f"{stage}_f1"]
-        metric.update(outputs.detach(), y)
-        self.log_metric(stage, F1, metric)
+        # Update only: the score is computed once per epoch (log_epoch).
+        self.f1[f"{stage}_f1"].update(outputs.detach(), y)
         return self.loss_fn(outputs.reshape(-1, outputs.shape[-1]), y.reshape(-1))
+
+    def epoch_metrics(self, stage: str) -> dict[str, Metric]:
+        return {F1: self.f1[f"{stage}_f1"]}
