@@ -24,7 +24,7 @@ from convrec.data.tasks.sort_of_clevr import (
 )
 from convrec.errors import ConvrecError
 from convrec.lit import module_for
-from convrec.lit.question_answering import QuestionAnsweringModule
+from convrec.lit.question_answering import QuestionAnsweringModule, group_key
 from convrec.models import MODELS, build_model
 from convrec.models.spec import IOSpec
 from convrec.models.vqa_parts import QuestionEncoder
@@ -173,7 +173,7 @@ def test_the_qa_module_scores_each_question_group():
     assert module_for(SPEC) is QuestionAnsweringModule
     module = module_for(SPEC)(Fixed(predictions), SPEC, torch.optim.SGD)
     module._step([torch.zeros(1, 3, 75, 75), question, y], "test")
-    scores = {name: module.group_accuracy[f"test_{name}"].compute().item()
+    scores = {name: module.running_mean("test", group_key(name))
               for name in ("relational", "nonrelational")}  # fmt: skip
     assert scores == pytest.approx({"relational": 2 / 3, "nonrelational": 1 / 2})
-    assert module.accuracy["test_acc"].compute().item() == pytest.approx(3 / 5)
+    assert module.running_mean("test", "acc") == pytest.approx(3 / 5)

@@ -7,6 +7,7 @@ one rename at the end, and one MLflow run holding the same things.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ import mlflow
 import pandas as pd
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torchinfo import summary
@@ -42,6 +43,11 @@ from convrec.tracking.mlflow_run import (
 )
 
 PROGRESS_REFRESH_BATCHES = 10
+# Lightning sets this on import so that asking for CUDA never initialises it (fork safety).
+# Where CUDA is compiled in but no GPU is found, every optimizer step then asks NVML through a
+# fresh dlopen (torch's graph-capture check): ~0.1 ms a step here. The lab forks no workers.
+os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+
 # also logged as MLflow metrics (those a run measured: memory is not, under ddp_spawn)
 MEASURED = ("params", "train_seconds", "samples_per_second", "latency_ms", "memory_mb")
 
@@ -97,8 +103,10 @@ def train(cfg: DictConfig) -> float:
             auto_insert_metric_name=False,
         )  # fmt: skip
         memory = TrainingMemory()
+        module.gradient_clip_val = cfg.trainer.get("gradient_clip_val")  # clipped by the module
         trainer: L.Trainer = instantiate(
             cfg.trainer,
+            gradient_clip_val=None,
             callbacks=[checkpoint, history, memory, progress_bar()],
             logger=logger,
             default_root_dir=str(out),
@@ -113,7 +121,6 @@ def train(cfg: DictConfig) -> float:
                                "batch.per_device": per_device,
                                "batch.world_size": trainer.world_size,
                                "device": str(trainer.strategy.root_device),
-        "precision": str(trainer.precision),
                                "precision": str(trainer.precision)})  # fmt: skip
         if trainer.world_size == 1:  # read the data before the clock starts, onto the device
             datamodule.load(trainer.strategy.root_device)
@@ -163,10 +170,11 @@ def resolve_precision(trainer: DictConfig) -> str:
     return "32-true"
 
 
-def progress_bar() -> RichProgressBar:
-    """Redrawn every 10 batches: redrawing after each one cost the small models ~0.3 ms a
-    step."""
-    return RichProgressBar(refresh_rate=PROGRESS_REFRESH_BATCHES)
+def progress_bar() -> TQDMProgressBar:
+    """Redrawn every 10 batches, from the training thread. Lightning's Rich bar read the
+    metrics after every batch and redrew from a thread of its own, which each fit and test
+    waited for as they ended (up to a second at its default rate)."""
+    return TQDMProgressBar(refresh_rate=PROGRESS_REFRESH_BATCHES)
 
 
 def with_model_settings(cfg: DictConfig) -> DictConfig:

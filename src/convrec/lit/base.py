@@ -3,10 +3,10 @@
 Subclasses (one per kind of target) say which loss and metrics they compute,
 which metric picks the best checkpoint, and which one the leaderboard shows.
 
-Every value is an epoch value, and it is logged once per epoch: a step only adds to the
-loss's running sum and updates the metric objects. Lightning's `self.log` cost ~1 ms a call
-on a CPU (it moves its result record to the value's device each time), two calls a step,
-which was a fifth of a small MLP's training step.
+Every value is an epoch value, and it is logged once per epoch: a step only adds to running
+sums (the loss, an accuracy) and updates the metric objects that need more than a sum.
+Lightning's `self.log` cost ~1 ms a call on a CPU (it moves its result record to the value's
+device each time), two calls a step, which was a fifth of a small MLP's training step.
 """
 
 from __future__ import annotations
@@ -47,8 +47,13 @@ class SupervisedModule(L.LightningModule):
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self._loss_sums: dict[str, torch.Tensor] = {}  # stage -> sum of loss * batch size
-        self._loss_counts: dict[str, int] = {}
+        # The step is written out in training_step (Lightning's manual optimization): the
+        # automatic loop's closure, precision and hook layers cost ~1 ms a step on a CPU,
+        # a sixth of a small MLP's step. Clipping is then ours too (trainer's must be None).
+        self.automatic_optimization = False
+        self.gradient_clip_val: float | None = None
+        self._sums: dict[tuple[str, str], torch.Tensor] = {}  # (stage, name) -> sum
+        self._counts: dict[tuple[str, str], int] = {}  # (stage, name) -> samples in the sum
 
     def forward(self, x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         # `rest` is what the task adds (lengths, a question), so other models never see it.
@@ -75,35 +80,55 @@ class SupervisedModule(L.LightningModule):
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, *rest, y = batch
         loss = self.compute(self(x, *rest), y, stage)
-        self.add_loss(stage, loss, len(y))
+        self.add_mean(stage, LOSS, loss.detach() * len(y), len(y))
         return loss
 
-    def add_loss(self, stage: str, loss: torch.Tensor, count: int) -> None:
-        """Add a batch's mean loss to the epoch's sum, on the loss's device (no sync)."""
-        value = loss.detach() * count
-        previous = self._loss_sums.get(stage)
-        self._loss_sums[stage] = value if previous is None else previous + value
-        self._loss_counts[stage] = self._loss_counts.get(stage, 0) + count
+    def add_mean(self, stage: str, name: str, total: torch.Tensor, count: int) -> None:
+        """Add to a value that is a mean over the epoch's samples (the loss, an accuracy):
+        `total` summed over `count` samples, kept on the device (no sync) until the epoch
+        ends. A tensor sum costs a fraction of a torchmetrics update."""
+        key = (stage, name)
+        previous = self._sums.get(key)
+        self._sums[key] = total if previous is None else previous + total
+        self._counts[key] = self._counts.get(key, 0) + count
+
+    def running_mean(self, stage: str, name: str) -> float:
+        """This process's mean so far in the epoch (what `log_epoch` will reduce and log)."""
+        return float(self._sums[(stage, name)]) / self._counts[(stage, name)]
 
     def log_epoch(self, stage: str) -> None:
-        """Log the stage's epoch loss (the sample-weighted mean over every process) and its
-        metrics, then start the next epoch from zero."""
-        total, count = self._loss_sums.pop(stage, None), self._loss_counts.pop(stage, 0)
-        if total is not None:
+        """Log the stage's means (sample-weighted over every process) and its metric objects,
+        then start the next epoch from zero."""
+        for key in [key for key in self._sums if key[0] == stage]:
+            total, count = self._sums.pop(key), self._counts.pop(key)
             sums = torch.stack([total.float(), total.new_tensor(float(count))])
             sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-            self.log_metric(stage, LOSS, sums[0] / sums[1])
+            self.log_metric(stage, key[1], sums[0] / sums[1].clamp(min=1))
         for name, metric in self.epoch_metrics(stage).items():
-            if metric.update_count:  # a question group may have no question in an epoch
+            if metric.update_count:  # nothing to score in an epoch: no value rather than 0
                 self.log_metric(stage, name, metric.compute())
             metric.reset()
+
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        # The prepared data already sits on the run's device (PreparedDataModule.load).
+        if all(t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def log_metric(self, stage: str, name: str, value: torch.Tensor) -> None:
         self.log(metric_key(stage, name), value, on_step=False, on_epoch=True,
                  prog_bar=True, sync_dist=True)  # fmt: skip
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        optimizer = self.optimizers()
         loss = self._step(batch, "train")
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.gradient_clip_val:
+            self.clip_gradients(optimizer, self.gradient_clip_val, gradient_clip_algorithm="norm")
+        optimizer.step()
+        if (scheduler := self.lr_schedulers()) is not None:
+            scheduler.step()  # every step: the schedules (one-cycle) count steps
         # The training epoch's values are logged at its last step rather than in
         # on_train_epoch_end, which Lightning calls after the callbacks' (EpochHistory reads
         # them there). num_training_batches counts limit_train_batches in.

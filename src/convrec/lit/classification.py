@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import Metric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassConfusionMatrix
 
-from convrec.lit.base import ACCURACY, LOSS, STAGES, SupervisedModule, metric_key
+from convrec.lit.base import ACCURACY, LOSS, SupervisedModule, metric_key
 from convrec.models.spec import IOSpec
 
 
@@ -20,24 +19,14 @@ class ClassificationModule(SupervisedModule):
     def __init__(self, net: nn.Module, spec: IOSpec, optimizer, scheduler=None) -> None:
         super().__init__(net, optimizer, scheduler)
         self.loss_fn = nn.CrossEntropyLoss()
-        self.accuracy = nn.ModuleDict(
-            {
-                f"{stage}_acc": MulticlassAccuracy(spec.num_classes, average="micro")
-                for stage in STAGES
-            }
-        )
-        self.test_confusion = MulticlassConfusionMatrix(spec.num_classes)
+        self.test_confusion = MulticlassConfusionMatrix(spec.num_classes, validate_args=False)
         self._confusion: torch.Tensor | None = None
 
     def compute(self, outputs: torch.Tensor, y: torch.Tensor, stage: str) -> torch.Tensor:
-        # update, not forward: forward would also compute (and sync) each batch's accuracy
-        self.accuracy[f"{stage}_acc"].update(outputs, y)
+        self.add_mean(stage, ACCURACY, (outputs.argmax(-1) == y).sum(), y.numel())
         if stage == "test":
             self.test_confusion.update(outputs, y)
         return self.loss_fn(outputs, y)
-
-    def epoch_metrics(self, stage: str) -> dict[str, Metric]:
-        return {ACCURACY: self.accuracy[f"{stage}_acc"]}
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import Metric
-from torchmetrics.classification import MulticlassAccuracy
 
 from convrec.lit.base import ACCURACY
 from convrec.lit.classification import ClassificationModule
@@ -29,13 +27,6 @@ class QuestionAnsweringModule(ClassificationModule):
     def __init__(self, net: nn.Module, spec: IOSpec, optimizer, scheduler=None) -> None:
         super().__init__(net, spec, optimizer, scheduler)
         self.groups = dict(spec.question_groups)  # name -> marker token id
-        self.group_accuracy = nn.ModuleDict(
-            {
-                f"{stage}_{group}": MulticlassAccuracy(spec.num_classes, average="micro")
-                for stage in SCORED
-                for group in self.groups
-            }
-        )
         self._question: torch.Tensor | None = None
 
     def _step(self, batch, stage: str) -> torch.Tensor:
@@ -51,10 +42,6 @@ class QuestionAnsweringModule(ClassificationModule):
             for group, token in self.groups.items():
                 in_group = (question == token).any(dim=1)
                 if in_group.any():  # a batch may hold no question of a group
-                    self.group_accuracy[f"{stage}_{group}"].update(outputs[in_group], y[in_group])
+                    hits = (outputs[in_group].argmax(-1) == y[in_group]).sum()
+                    self.add_mean(stage, group_key(group), hits, int(in_group.sum()))
         return loss
-
-    def epoch_metrics(self, stage: str) -> dict[str, Metric]:
-        groups = {group_key(g): self.group_accuracy[f"{stage}_{g}"]
-                  for g in self.groups if stage in SCORED}  # fmt: skip
-        return super().epoch_metrics(stage) | groups

@@ -121,7 +121,7 @@ class SequenceModule(SupervisedModule):
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
         loss, logits = self.loss(x, y)
-        self.add_loss(stage, loss, len(y))
+        self.add_mean(stage, LOSS, loss.detach() * len(y), len(y))
         if stage != "train":  # decoding (beam search) is for evaluation only
             preds, targets = self.decode(x, logits), target_lists(y)
             for score in (ACCURACY, ERROR_RATE):
