@@ -19,7 +19,8 @@ if __name__ == "__main__":
         pipeline = OmegaConf.load(root / "conf" / "pipeline.yaml")
         results, reports = root / "results", root / "reports"
         out = write_reports(results, pipeline.runs.values(), reports, root / "conf/task", root,
-                            pipeline.get("experiments", []))  # fmt: skip
+                            [*pipeline.get("experiments", []),
+                             *pipeline.get("speed", [])])  # fmt: skip
         uri = tracking_uri(OmegaConf.load(root / "conf" / "train.yaml").tracking.uri, root)
         run_id = log_comparison(uri, out, git_commit(root))
     Console().print(f"report: {out / 'index.html'}, leaderboard: {out / 'leaderboard.md'}")

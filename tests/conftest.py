@@ -25,6 +25,9 @@ SHRUNK_EXPERIMENTS = {
     "pooling": {"train_size": 128, "test_size": 64, "epochs": 2},
     "parameter_economy": {"train_size": 128, "test_size": 64, "epochs": 1,
                           "resolutions": [28, 56]},  # fmt: skip
+    "overhead": {"repeats": 1, "overrides": ["++trainer.limit_train_batches=8",
+                                             "++trainer.limit_val_batches=2",
+                                             "++trainer.limit_test_batches=2"]},  # fmt: skip
 }
 
 

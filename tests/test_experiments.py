@@ -4,6 +4,7 @@ section in the report."""
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -76,7 +77,7 @@ def test_an_experiment_run_leaves_its_summary_and_a_finished_mlflow_run(tmp_path
 def test_an_unknown_experiment_is_refused_in_one_line_before_any_work():
     result = run_stage("bench.py", "experiment=nope")
     assert result.returncode != 0
-    assert ("unknown experiment 'nope'; known: activations, gradients, parallelism, "
+    assert ("unknown experiment 'nope'; known: activations, gradients, overhead, parallelism, "
             "parameter_economy, pooling.") in result.stderr
 
 
@@ -117,3 +118,33 @@ def test_the_gradients_experiment_runs_and_is_tracked(tmp_path):
     assert len(table) == 4 * 2 * 20  # 4 models x (init, trained) x 20 steps
     assert set(summary["metrics"]) >= {"rnn_init_t0_over_last", "tcn_final_mse"}
     assert MlflowClient(uri).get_run(summary["mlflow_run_id"]).info.status == "FINISHED"
+
+
+def test_the_plain_loop_does_the_lab_paths_work_exactly(tmp_path, prepared_root, monkeypatch):
+    """Same initial weights, batch order, optimizer, schedule and clipping: without dropout the
+    plain loop and convrec.training.train end on the same test accuracy."""
+    from convrec.experiments.overhead import case_config, convrec_fit, plain_fit
+
+    monkeypatch.chdir(tmp_path)
+    case = OmegaConf.create({"task": "mnist1d", "model": "mlp", "overrides": [
+        "trainer.max_epochs=2", "model.net.dropout=0.0", "trainer.gradient_clip_val=1.0"]})
+    bench = OmegaConf.create({"device": "cpu", "paths": {"prepared": str(prepared_root)}})
+    cfg = OmegaConf.create(case_config(REPO, case, tmp_path, bench))
+    lab = convrec_fit(cfg, REPO)
+    seconds, plain = plain_fit(cfg, REPO, torch.device("cpu"), lab["precision"])
+    assert seconds > 0 and lab["train_seconds"] > 0
+    assert plain == pytest.approx(lab["value"], abs=0.1)  # 1000 test samples: one is 0.1
+
+
+def test_the_overhead_experiment_writes_each_models_fit_ratio(tmp_path, prepared):
+    root = prepared("mnist", "adding")
+    shrunk = [*shrunk_overrides("overhead"), "device=cpu", f"paths.prepared={root}"]
+    _, summary = _run_small(tmp_path, tmp_path / "experiments", shrunk)
+    models = summary["models"]
+    assert set(models) == {"mnist_mlp", "mnist_cnn", "mnist_lstm", "adding_tcn"}
+    for model in models.values():
+        assert model["fit_ratio"] > 0 and model["convrec_seconds"] > 0
+        assert math.isfinite(model["convrec_value"]) and math.isfinite(model["plain_value"])
+    table = pd.read_csv(tmp_path / "experiments/overhead/overhead.csv")
+    assert set(table.path) == {"convrec", "plain"} and len(table) == 8
+    assert "plain PyTorch loop" in summary["conclusion"]

@@ -79,6 +79,7 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     first = _dvc(project, env, "repro")
     expected = {f"prepare@{t}" for t in pipeline.tasks} | {f"train@{r}" for r in RUNS}
     expected |= {f"bench@{e}" for e in pipeline.experiments} | {"compare"}
+    expected |= {f"speed@{e}" for e in pipeline.speed}
     assert _stages_run(first.stdout) == expected
 
     with open(project / "reports/leaderboard.csv", newline="") as handle:
@@ -94,7 +95,7 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     assert (project / "reports/figures/accuracy_vs_params.png").stat().st_size > 10_000
     page = (project / "reports/index.html").read_text()
     assert page.count("data:image/png;base64,") == len(list(project.glob("reports/figures/*.png")))
-    for experiment in pipeline.experiments:  # each measured claim has its section
+    for experiment in [*pipeline.experiments, *pipeline.speed]:  # each has its section
         path = project / f"results/experiments/{experiment}/summary.json"
         assert json.loads(path.read_text())["conclusion"] in page
     summary = json.loads((project / "results/experiments/parallelism/summary.json").read_text())
@@ -120,7 +121,7 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     experiments = {e.name: e.experiment_id for e in client.search_experiments()}
     (comparison,) = client.search_runs([experiments.pop("comparison")])
     benches = client.search_runs([experiments.pop("experiments")])
-    assert sorted(r.info.run_name for r in benches) == sorted(pipeline.experiments)
+    assert sorted(r.info.run_name for r in benches) == sorted(pipeline.experiments + pipeline.speed)
     assert summary["mlflow_run_id"] in {r.info.run_id for r in benches}
     assert {r.info.status for r in benches} == {"FINISHED"}
     assert comparison.info.status == "FINISHED"
@@ -147,7 +148,8 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     model_cfg = project / "conf/model/cnn.yaml"
     model_cfg.write_text(model_cfg.read_text().replace("head_dropout: 0.3", "head_dropout: 0.25"))
     third = _dvc(project, env, "repro")
-    assert _stages_run(third.stdout) == {"train@mnist-cnn", "train@mnist1d-cnn", "compare"}
+    assert _stages_run(third.stdout) == {"train@mnist-cnn", "train@mnist1d-cnn", "speed@overhead",
+                                         "compare"}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -157,7 +159,7 @@ def test_dvc_experiments_queue_and_remote(tmp_path, mirror):
     project = _copy_repo(tmp_path / "project")
     pipeline = OmegaConf.load(project / "conf/pipeline.yaml")
     # the bench stages read prepared MNIST and Fashion-MNIST, so those are prepared too
-    pipeline.profile, pipeline.experiments = "tiny", ["gradients"]
+    pipeline.profile, pipeline.experiments, pipeline.speed = "tiny", ["gradients"], []
     pipeline.tasks = ["mnist1d", "mnist", "fashion_mnist"]
     pipeline.runs = {"mnist1d-mlp": {"task": "mnist1d", "model": "mlp"}}
     OmegaConf.save(pipeline, project / "conf/pipeline.yaml")
@@ -201,3 +203,21 @@ def test_dvc_experiments_queue_and_remote(tmp_path, mirror):
     _dvc(project, env, "pull")
     assert (project / "data/prepared/mnist1d/meta.json").is_file()
     assert json.loads((project / "results/mnist1d/mlp/metrics.json").read_text())["seed"] == 1
+
+
+@pytest.mark.slow
+def test_the_full_profile_composes_through_dvc(tmp_path):
+    """profile=full in conf/pipeline.yaml (what `dvc exp run -S conf/pipeline.yaml:profile=full`
+    sets), then `dvc repro --dry`: every training stage with profile=full on its command line.
+    A dry run still wants each stage's deps, so empty prepared folders stand in for them."""
+    project = _copy_repo(tmp_path / "project")
+    pipeline = OmegaConf.load(project / "conf/pipeline.yaml")
+    pipeline.profile = "full"
+    OmegaConf.save(pipeline, project / "conf/pipeline.yaml")
+    for folder in [f"data/prepared/{task}" for task in pipeline.tasks] + ["results"]:
+        (project / folder).mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    dry = _dvc(project, env, "repro", "--dry")
+    commands = re.findall(r"python pipelines/train\.py [^\n]+", dry.stdout)
+    assert len(commands) == len(pipeline.runs) and all("profile=full" in c for c in commands)

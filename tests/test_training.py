@@ -112,3 +112,17 @@ def test_a_task_without_validation_trains_on_all_of_train_and_tests_the_last_epo
     history = read_history(project / "results/italy_power_demand/fcn/history.csv")
     assert [int(row["samples"]) for row in history] == [67] * 3  # every train series
     assert all(row["val/loss"] == row["val/acc"] == "" for row in history)
+
+
+def test_accelerator_auto_trains_on_the_cpu_here_and_the_run_records_device_and_precision(
+    project, prepared_root
+):
+    cfg, uri = tiny_run(project, prepared_root, "task=mnist1d", "model=mlp")
+    assert cfg.trainer.accelerator == "auto" and cfg.trainer.precision == "auto"
+    train(cfg)
+    metrics = json.loads((project / "results/mnist1d/mlp/metrics.json").read_text())
+    assert (metrics["device"], metrics["precision"]) == ("cpu", "32-true")
+    (run,) = MlflowClient(uri).search_runs(
+        [MlflowClient(uri).get_experiment_by_name("mnist1d").experiment_id]
+    )
+    assert (run.data.params["device"], run.data.params["precision"]) == ("cpu", "32-true")

@@ -42,11 +42,13 @@ WARMUP_BATCHES = 8  # OneCycleLR needs pct_start * steps > 1
 ACCELERATORS = {"auto": "auto", "cpu": "cpu", "cuda": "gpu"}  # bench device -> trainer
 
 
-def case_config(root: Path, case: DictConfig, scratch: Path, bench: DictConfig) -> dict:
+def case_config(root: Path, case: DictConfig, scratch: Path, bench: DictConfig,
+                shared: list[str] = ()) -> dict:  # fmt: skip
     """The training config of one case, as `pipelines/train.py` would compose it from the
-    case's overrides, writing into `scratch` and reading the project's prepared data."""
+    case's overrides and then `shared`, writing into `scratch` and reading the project's
+    prepared data."""
     overrides = [
-        f"task={case.task}", f"model={case.model}", *case.get("overrides", []),
+        f"task={case.task}", f"model={case.model}", *case.get("overrides", []), *shared,
         f"trainer.accelerator={ACCELERATORS[str(bench.device)]}",
         f"paths.prepared={(root / bench.paths.prepared).resolve()}",
         f"paths.results={scratch / 'results'}",
@@ -56,10 +58,11 @@ def case_config(root: Path, case: DictConfig, scratch: Path, bench: DictConfig) 
     return OmegaConf.to_container(compose_config(root / "conf", "train", overrides))
 
 
-def plain_fit(cfg: DictConfig, root: Path, device: torch.device, precision: str,
-              limit_batches: int | None = None) -> tuple[float, float]:  # fmt: skip
+def plain_fit(cfg: DictConfig, root: Path, device: torch.device, precision: str
+              ) -> tuple[float, float]:  # fmt: skip
     """Train as a plain loop; (seconds in the loop, the best validation epoch's headline test
-    metric: accuracy in percent, or the MSE)."""
+    metric: accuracy in percent, or the MSE). The trainer's integer `limit_*_batches` cut
+    each split as they cut Lightning's."""
     from convrec.models import build_model
     from convrec.models.spec import IOSpec
     from convrec.training import datamodule_for, with_model_settings
@@ -79,9 +82,8 @@ def plain_fit(cfg: DictConfig, root: Path, device: torch.device, precision: str,
     net = build_model(cfg.model.name, spec, **OmegaConf.to_container(cfg.model.net)).to(device)
     train = data.datasets["train"]
     batch_size, epochs = int(cfg.task.batch_size), int(cfg.trainer.max_epochs)
-    batches = -(-len(train) // batch_size)
-    if limit_batches:
-        batches = min(batches, limit_batches)
+    limits = {split: batch_limit(cfg.trainer, split) for split in ("train", "val", "test")}
+    batches = min(-(-len(train) // batch_size), limits["train"] or len(train))
     optimizer = instantiate(cfg.optimizer)(net.parameters())
     scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=epochs * batches)
     clip = cfg.trainer.get("gradient_clip_val")
@@ -118,25 +120,36 @@ def plain_fit(cfg: DictConfig, root: Path, device: torch.device, precision: str,
                 nn.utils.clip_grad_norm_(net.parameters(), clip)
             optimizer.step()
             scheduler.step()
-        value = score("val", limit_batches)
+        value = score("val", limits["val"])
         if best is None or (value > best if classes else value < best):
             best, best_state = value, copy.deepcopy(net.state_dict())
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
     net.load_state_dict(best_state)
-    return seconds, score("test", limit_batches)
+    return seconds, score("test", limits["test"])
 
 
-def convrec_fit(config: dict, root: Path, warmup: bool = False) -> dict:
+def batch_limit(trainer: DictConfig, split: str) -> int | None:
+    """The trainer's `limit_<split>_batches` where it is a count (a fraction: no cut here)."""
+    limit = trainer.get(f"limit_{split}_batches")
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+
+
+def warmup(config: dict) -> DictConfig:
+    """The case cut to one epoch of a few batches: the first fit of each path pays for lazy
+    imports and kernel selection, and is not timed."""
+    cfg = OmegaConf.create(config)
+    cfg.trainer.max_epochs = 1
+    for split in ("train", "val", "test"):
+        cfg.trainer[f"limit_{split}_batches"] = WARMUP_BATCHES
+    return cfg
+
+
+def convrec_fit(cfg: DictConfig, root: Path) -> dict:
     """One run through the lab's training path; its metrics.json."""
     from convrec.training import train
 
-    cfg = OmegaConf.create(config)
-    if warmup:  # a few batches: the first fit pays for lazy imports and kernel selection
-        cfg.trainer.max_epochs = 1
-        for split in ("train", "val", "test"):
-            cfg.trainer[f"limit_{split}_batches"] = WARMUP_BATCHES
     train(cfg)
     return json.loads((Path(cfg.paths.results) / cfg.task.name / cfg.model.name /
                        "metrics.json").read_text())  # fmt: skip
@@ -149,13 +162,13 @@ def measure(configs: dict[str, dict], root: Path, repeats: int) -> pd.DataFrame:
     for number, (case, config) in enumerate(configs.items(), start=1):
         cfg = OmegaConf.create(config)
         # the device and precision the lab's path picked are the plain loop's too
-        setup = convrec_fit(config, root, warmup=True)
+        setup = convrec_fit(warmup(config), root)
         device, precision = torch.device(setup["device"]), setup["precision"]
-        plain_fit(cfg, root, device, precision, limit_batches=WARMUP_BATCHES)
+        plain_fit(warmup(config), root, device, precision)
         for rep in range(repeats):
             for path in (CONVREC, PLAIN) if rep % 2 == 0 else (PLAIN, CONVREC):
                 if path == CONVREC:
-                    metrics = convrec_fit(config, root)
+                    metrics = convrec_fit(OmegaConf.create(config), root)
                     seconds, value = metrics["train_seconds"], metrics["value"]
                 else:
                     seconds, value = plain_fit(cfg, root, device, precision)
@@ -229,7 +242,8 @@ def device_label(table: pd.DataFrame) -> str:
 def run(cfg: DictConfig, out: Path, root: Path) -> dict:
     exp = cfg.experiment
     with tempfile.TemporaryDirectory(prefix="convrec-overhead-") as scratch:
-        configs = {name: case_config(root, case, Path(scratch), cfg)
+        shared = list(exp.get("overrides", []))
+        configs = {name: case_config(root, case, Path(scratch), cfg, shared)
                    for name, case in exp.cases.items()}  # fmt: skip
         # spawn: a fresh interpreter, not a fork of one holding an open MLflow run
         context = multiprocessing.get_context("spawn")
