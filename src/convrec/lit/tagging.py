@@ -7,7 +7,6 @@ are right, so "new york" tagged B-origin O is a miss, not half a hit.
 from __future__ import annotations
 
 import torch
-from seqeval.metrics import f1_score
 from torch import nn
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
@@ -42,6 +41,8 @@ class SlotF1(Metric):
         self.lengths.append(real.sum(1))
 
     def compute(self) -> torch.Tensor:
+        from seqeval.metrics import f1_score  # with scikit-learn: only where a task tags
+
         lengths = dim_zero_cat(self.lengths).tolist()
 
         def sentences(state) -> list[list[str]]:
