@@ -109,12 +109,6 @@ class SupervisedModule(L.LightningModule):
                 self.log_metric(stage, name, metric.compute())
             metric.reset()
 
-    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        # The prepared data already sits on the run's device (PreparedDataModule.load).
-        if all(t.device == device for t in batch):
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def log_metric(self, stage: str, name: str, value: torch.Tensor) -> None:
         self.log(metric_key(stage, name), value, on_step=False, on_epoch=True,
                  prog_bar=True, sync_dist=True)  # fmt: skip
