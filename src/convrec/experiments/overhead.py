@@ -208,8 +208,9 @@ def conclusion(models: dict[str, dict], device: str) -> str:
         f"{case} {m['convrec_value']:.4g} vs {m['plain_value']:.4g} ({m['metric']})"
         for case, m in models.items()
     )
-    return (f"On {device}, convrec's fit took {ratios} the time of a plain PyTorch loop doing "
-            f"the same work (medians); the headline test metric, convrec vs plain: "
+    # no apostrophe: the report escapes it, and the sentence is looked up there as written
+    return (f"On {device}, a fit through convrec took {ratios} the time of a plain PyTorch loop "
+            f"doing the same work (medians); the headline test metric, convrec vs plain: "
             f"{values}.")  # fmt: skip
 
 
