@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
+
+import convrec.compose
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
@@ -51,8 +52,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def compose_config(config_name: str = "train", overrides: list[str] | None = None) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides or [])
+    return convrec.compose.compose_config(CONF, config_name, overrides or [])
 
 
 def run_stage(script: str, *args: str, cwd=REPO, env=None) -> subprocess.CompletedProcess:
