@@ -226,3 +226,22 @@ def test_the_leaderboard_shows_each_runs_measured_latency_and_memory(tmp_path):
     assert table.loc[0, "latency_ms"] == 0.4321 and table.loc[0, "memory_mb"] == 35.25
     markdown = (out / "leaderboard.md").read_text()
     assert "| latency_ms | memory_mb |" in markdown and "| 0.43 | 35.25 |" in markdown
+
+
+def test_each_task_s_protocol_is_printed_above_its_table_and_a_mismatch_is_named(tmp_path):
+    results = _two_mnist_runs(tmp_path)
+    shared = {"profile": "quick", "epochs": 2, "train_examples": 55000, "test_examples": 10000}
+    for model, protocol in (("cnn", shared), ("lstm", {**shared, "epochs": 1})):
+        path = results / "mnist" / model / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "protocol": protocol}))
+    runs = [{"task": "mnist", "model": m} for m in ("cnn", "lstm")]
+    markdown = to_markdown(collect(results, runs))
+    assert "differs between runs, so they do not compare: cnn: profile quick, epochs 2" in markdown
+    assert "lstm: profile quick, epochs 1" in markdown
+
+    path = results / "mnist" / "lstm" / "metrics.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "protocol": shared}))
+    markdown = to_markdown(collect(results, runs))
+    expected = ("Protocol (every model): profile quick, epochs 2, train_examples 55000, "
+                "test_examples 10000.")  # fmt: skip
+    assert expected in markdown

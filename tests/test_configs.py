@@ -10,14 +10,14 @@ from convrec.errors import ConvrecError
 from convrec.lit import MODULES
 from convrec.models import build_model
 from convrec.models.spec import IOSpec
-from convrec.training import with_model_settings
+from convrec.protocol import protocol
 
 RUNS = list(pipeline().runs.values())
 
 
 @pytest.mark.parametrize("run", RUNS, ids=[f"{r.task}-{r.model}" for r in RUNS])
 def test_every_run_of_the_pipeline_composes_and_builds(run, prepared):
-    cfg = with_model_settings(compose_config("train", [f"task={run.task}", f"model={run.model}"]))
+    cfg = compose_config("train", [f"task={run.task}", f"model={run.model}"])
     check_config(cfg)
     assert cfg.trainer.max_epochs == cfg.task.max_epochs.quick  # quick is the default profile
     data = PreparedDataModule(prepared(run.task) / run.task, batch_size=4)
@@ -93,5 +93,38 @@ def test_dvc_pipeline_trains_every_run_and_tracks_its_config_files():
     assert train["foreach"] == "${runs}"
     deps = train["do"]["deps"]
     for config in ("train", "trainer/default", "profile/${profile}", "task/${item.task}",
-                   "model/${item.model}"):  # fmt: skip
+                   "model/${item.model}", "task_model/${item.task}_${item.model}"):  # fmt: skip
         assert f"conf/{config}.yaml" in deps, config
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_every_model_of_a_task_trains_under_the_same_protocol(profile):
+    """Same data, epochs and test set for every model of a task: a difference between two rows
+    measures the models, not their budgets."""
+    protocols: dict[str, dict[str, dict]] = {}
+    for run in RUNS:
+        cfg = compose_config("train", [f"task={run.task}", f"model={run.model}",
+                                       f"profile={profile}"])  # fmt: skip
+        protocols.setdefault(run.task, {})[run.model] = protocol(cfg)
+    for task, by_model in protocols.items():
+        first, *others = by_model.items()
+        for model, fields in others:
+            assert fields == first[1], f"{task}: {model} differs from {first[0]}"
+        assert first[1]["profile"] == profile and first[1]["epochs"] >= 1
+
+
+def test_every_run_of_the_pipeline_has_its_task_model_file():
+    """Its train stage depends on it (DVC cannot depend on a file that does not exist)."""
+    missing = [f"{r.task}_{r.model}" for r in RUNS
+               if not (CONF / "task_model" / f"{r.task}_{r.model}.yaml").is_file()]  # fmt: skip
+    assert not missing, f"add conf/task_model/<task>_<model>.yaml for {missing}"
+
+
+def test_a_model_s_settings_for_a_task_are_composed_and_the_command_line_beats_them():
+    assert compose_config("train", ["task=arrowhead", "model=fcn"]).task.batch_size == 8
+    assert compose_config("train", ["task=arrowhead", "model=lstm"]).task.batch_size == 16
+    cfg = compose_config("train", ["task=arrowhead", "model=fcn", "task.batch_size=64"])
+    assert cfg.task.batch_size == 64
+    assert compose_config("train", ["task=imdb", "model=bilstm"]).model.net.hidden_size == 64
+    cfg = compose_config("train", ["task=imdb", "model=bilstm", "model.net.hidden_size=256"])
+    assert cfg.model.net.hidden_size == 256

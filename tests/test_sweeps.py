@@ -63,6 +63,11 @@ def test_an_optuna_sweep_of_eight_trials_leaves_the_best_value_and_params_on_its
     assert parent.data.metrics["best_value"] == best.data.metrics["best_val"]
     for key in ("model.lr", "model.net.kernel_size", "model.net.channels"):
         assert parent.data.params[f"best.{key}"] == best.data.params[key]
+    for job in jobs:  # each trial trained with the values it reports (nothing merged after)
+        for override in json.loads(job.data.tags["sweep_overrides"]):
+            key, value = override.split("=", 1)
+            if key in ("model.lr", "model.net.kernel_size"):
+                assert float(job.data.params[key]) == float(value), (key, value)
 
 
 def test_every_family_has_a_search_space_over_keys_its_models_have():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import compose_config
+from conftest import compose_config, run_stage
 from convrec.data.datamodule import PreparedDataModule
 from convrec.lit.history import read_history
 from convrec.training import train
@@ -73,6 +73,11 @@ def test_a_short_fit_writes_results_and_one_finished_mlflow_run(project, prepare
     assert len(run.data.tags["git_commit"]) >= 7
     assert run.data.params["model.net.hidden_size"] == "128"
     assert run.data.params["trainer.max_epochs"] == "2"
+    # the protocol it trained under: the task's, for every model (convrec.protocol)
+    assert {"profile": "tiny", "epochs": 2, "train_examples": 3600, "val_examples": 400,
+            "test_examples": 1000}.items() <= metrics["protocol"].items()  # fmt: skip
+    assert run.data.params["protocol.epochs"] == "2"
+    assert run.data.params["protocol.train_examples"] == "3600"
     assert len(client.get_metric_history(run.info.run_id, "val/acc")) == 2  # one per epoch
     assert any(key.startswith("system/") for key in run.data.metrics)
     assert "test/acc" in run.data.metrics
@@ -126,3 +131,29 @@ def test_accelerator_auto_trains_on_the_cpu_here_and_the_run_records_device_and_
         [MlflowClient(uri).get_experiment_by_name("mnist1d").experiment_id]
     )
     assert (run.data.params["device"], run.data.params["precision"]) == ("cpu", "32-true")
+
+
+def test_a_diverged_run_exits_non_zero_with_one_line_and_keeps_the_previous_results(
+    project, prepared_root
+):
+    """model.lr=1e30: the loss goes NaN; the run is a failure, not a result."""
+    cfg, uri = tiny_run(project, prepared_root, "task=mnist1d", "model=mlp")
+    train(cfg)
+    out = project / "results" / "mnist1d" / "mlp"
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    json.loads((out / "metrics.json").read_text(), parse_constant=pytest.fail)  # strict JSON
+
+    done = run_stage("train.py", "task=mnist1d", "model=mlp", "profile=tiny", "model.lr=1e30",
+                     f"paths.prepared={prepared_root}", f"paths.results={project / 'results'}",
+                     f"tracking.uri={uri}", cwd=project)  # fmt: skip
+    assert done.returncode == 3, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("convrec: error:")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr
+    assert "run mnist1d/mlp (seed 0) diverged" in errors[0] and "step" in errors[0]
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert [p.name for p in out.parent.iterdir()] == ["mlp"]  # no staging folder left
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("mnist1d").experiment_id],
+                              order_by=["attributes.start_time DESC"])  # fmt: skip
+    assert runs[0].info.status == "FAILED" and runs[0].data.tags["outcome"] == "diverged"
+    assert runs[1].info.status == "FINISHED"

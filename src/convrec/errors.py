@@ -14,9 +14,20 @@ class ConvrecError(Exception):
     say what is wrong and what to do about it.
     """
 
+    exit_code = 2  # bad input: refused before any expensive work
+
+
+class Diverged(ConvrecError):
+    """A training run's loss became NaN or infinite: a result (the run failed), not a success.
+
+    Raised by the LightningModule with the stage, epoch and step; the training code adds which
+    run it was. Its exit status differs from bad input's, which is refused before training."""
+
+    exit_code = 3
+
 
 @contextmanager
-def user_errors(exit_code: int = 2) -> Iterator[None]:
+def user_errors() -> Iterator[None]:
     """Turn a ConvrecError into one line on stderr and a non-zero exit.
 
     SystemExit is a BaseException, so Hydra's error reporter (which catches
@@ -27,4 +38,4 @@ def user_errors(exit_code: int = 2) -> Iterator[None]:
     except ConvrecError as err:
         message = " ".join(str(err).split())
         print(f"convrec: error: {message}", file=sys.stderr, flush=True)
-        sys.exit(exit_code)
+        sys.exit(err.exit_code)

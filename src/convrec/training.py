@@ -28,11 +28,13 @@ from convrec.config_check import check_config
 from convrec.costs import TrainingMemory, latency_ms
 from convrec.data.datamodule import PreparedDataModule
 from convrec.data.tasks import by_profile
+from convrec.errors import Diverged
 from convrec.lit import module_for
 from convrec.lit.history import EpochHistory, read_history
 from convrec.models import MODELS, build_model, count_parameters
 from convrec.models.spec import IOSpec
 from convrec.paths import project_root
+from convrec.protocol import protocol
 from convrec.tracking.mlflow_run import (
     RunLogger,
     flatten,
@@ -55,12 +57,12 @@ MEASURED = ("params", "train_seconds", "samples_per_second", "latency_ms", "memo
 def train(cfg: DictConfig) -> float:
     """Fit, test the best checkpoint, record everything; return the monitored validation score
     (NaN for a task without a validation split)."""
-    cfg = with_model_settings(cfg)
     check_config(cfg)
     root = project_root()
     task, model_name = cfg.task.name, cfg.model.name
     datamodule = datamodule_for(cfg, root)
     spec = IOSpec.from_meta(datamodule.meta)
+    fields = protocol(cfg, datamodule.meta)
     family = MODELS.get(model_name).family
 
     L.seed_everything(cfg.seed, workers=True)
@@ -85,6 +87,7 @@ def train(cfg: DictConfig) -> float:
             interval = cfg.tracking.system_metrics_interval
             run_id = stack.enter_context(tracked_run(uri, task, model_name, tags, interval))
             _log_setup(cfg, net, spec, out)
+            log_params({f"protocol.{key}": str(value) for key, value in fields.items()})
         else:
             out, run_id = Path(stack.enter_context(tempfile.TemporaryDirectory())), None
         # Lightning's logger acts on rank 0 only; it logs into the run opened above.
@@ -125,13 +128,23 @@ def train(cfg: DictConfig) -> float:
         if trainer.world_size == 1:  # read the data before the clock starts, onto the device
             datamodule.load(trainer.strategy.root_device)
         started = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
+        try:
+            trainer.fit(module, datamodule=datamodule)
+        except Diverged as err:  # the run ends FAILED, the previous results stay as they were
+            if is_main:
+                mlflow.set_tag("outcome", "diverged")
+            raise Diverged(
+                f"run {task}/{model_name} (seed {cfg.seed}) diverged: {err}; it is recorded as "
+                f"FAILED and results/{task}/{model_name} is unchanged. Lower model.lr or set "
+                f"trainer.gradient_clip_val"
+            ) from None
         fit_seconds = time.perf_counter() - started
         test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]
         if not is_main:
             return float("nan")
         metrics = _summarise(cfg, family, net, lit_class, out, test_metrics, fit_seconds, trainer)
         metrics["baseline"] = datamodule.meta.get("baseline")
+        metrics["protocol"] = fields
         datamodule.setup("test")  # a no-op unless fit ran in spawned DDP processes
         metrics["test_samples"] = len(datamodule.datasets["test"])
         metrics |= _costs(module, datamodule, trainer.strategy.root_device, memory)
@@ -175,24 +188,6 @@ def progress_bar() -> TQDMProgressBar:
     metrics after every batch and redrew from a thread of its own, which each fit and test
     waited for as they ended (up to a second at its default rate)."""
     return TQDMProgressBar(refresh_rate=PROGRESS_REFRESH_BATCHES)
-
-
-def with_model_settings(cfg: DictConfig) -> DictConfig:
-    """The config with the task's run settings merged in: `task.settings` for every model, then
-    `task.per_model.<model>` for this one.
-
-    A task may need a model to train differently (fewer epochs on long texts, a
-    smaller learning rate on long sequences); those settings live with the task,
-    as config, and are shown in the run's config.yaml. Override them on the
-    command line as `task.per_model.<model>.<key>=...`.
-    """
-    settings = [
-        cfg.task.get("settings") or {},
-        cfg.task.get("per_model", {}).get(cfg.model.name) or {},
-    ]
-    if not any(settings):
-        return cfg
-    return OmegaConf.merge(cfg, *settings)
 
 
 def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from convrec.compare.leaderboard import SHOWN, cell
+from convrec.compare.leaderboard import SHOWN, cell, task_protocol
 
 COLUMNS = [*SHOWN, "mlflow_run_id"]  # every number traces to its MLflow run
 
@@ -47,6 +47,7 @@ def render(
         runs = group[group["status"] != "published"]
         metric = runs["metric"].dropna().iloc[0] if runs["metric"].notna().any() else "metric"
         parts.append(f"<h2>{escape(str(task))} <small>({escape(str(metric))})</small></h2>")
+        parts.append(f"<p>Protocol (every model): {escape(task_protocol(group))}.</p>")
         parts.append(_table(group))
         sources = group[["model", "reference", "reference_source"]].dropna()
         if len(sources):

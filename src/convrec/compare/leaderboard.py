@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from convrec.protocol import describe
+
 COLUMNS = [
     "task", "model", "family", "metric", "value", "reference", "delta", "reference_source",
     "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second",
     "latency_ms", "memory_mb", "epochs", "best_val", "other_metrics", "profile", "device",
-    "precision", "status", "mlflow_run_id",
+    "precision", "protocol", "status", "mlflow_run_id",
 ]  # fmt: skip
 SHOWN = [  # the columns of each task's table
     "model", "family", "value", "reference", "delta", "params", "train_seconds",
@@ -36,7 +38,9 @@ def collect(
         if isinstance(metrics, dict):
             baseline = (metrics.get("baseline") or {}).get("value")
             other = other_metrics(metrics)
-            rows.append({**metrics, "baseline": baseline, "other_metrics": other, "status": "ok"})
+            protocol = describe(metrics["protocol"]) if metrics.get("protocol") else None
+            rows.append({**metrics, "baseline": baseline, "other_metrics": other,
+                         "protocol": protocol, "status": "ok"})  # fmt: skip
         else:
             rows.append({"task": run["task"], "model": run["model"], "status": metrics})
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
@@ -56,6 +60,20 @@ def _read_metrics(folder: Path) -> dict | str:
         return metrics if math.isfinite(float(metrics["value"])) else "failed"
     except (ValueError, KeyError, TypeError):
         return "failed"
+
+
+def task_protocol(group: pd.DataFrame) -> str:
+    """The protocol a task's runs trained under, as a reader's line: one for all of them, or
+    where they differ (a run left over from an older protocol), each run's."""
+    runs = group[group["status"] == "ok"]
+    described = runs["protocol"].dropna().unique()
+    if len(described) == 1 and runs["protocol"].notna().all():
+        return str(described[0])
+    if not len(described):
+        return "not recorded"
+    each = "; ".join(f"{row.model}: {row.protocol}" for row in runs.fillna("not recorded")
+                     .itertuples())  # fmt: skip
+    return f"differs between runs, so they do not compare: {each}"
 
 
 def other_metrics(metrics: Mapping) -> str:
@@ -114,6 +132,7 @@ def to_markdown(table: pd.DataFrame) -> str:
         lower = runs["higher_is_better"].dropna().eq(False).any()
         unit = "%" if metric == "accuracy" else ("lower is better" if lower else "")
         lines += [f"## {task} ({metric}{', ' + unit if unit else ''})", ""]
+        lines += [f"Protocol (every model): {task_protocol(group)}.", ""]
         lines.append("| " + " | ".join(SHOWN) + " |")
         lines.append("|" + "---|" * len(SHOWN))
         for _, row in group.iterrows():

@@ -65,9 +65,8 @@ def plain_fit(cfg: DictConfig, root: Path, device: torch.device, precision: str
     each split as they cut Lightning's."""
     from convrec.models import build_model
     from convrec.models.spec import IOSpec
-    from convrec.training import datamodule_for, with_model_settings
+    from convrec.training import datamodule_for
 
-    cfg = with_model_settings(cfg)
     data = datamodule_for(cfg, root)
     data.load(device)
     spec = IOSpec.from_meta(data.meta)

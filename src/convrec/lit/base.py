@@ -19,11 +19,16 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
+from convrec.errors import Diverged
+
 # Every metric name used by checkpoints, history, MLflow and the leaderboard comes from here.
 LOSS = "loss"
 ACCURACY = "acc"
 F1 = "f1"  # entity-level F1 of slot filling
 STAGES = ("train", "val", "test")
+# Steps between divergence checks off a CPU: each check reads the running loss back from the
+# device (a synchronisation), which a CPU does not pay for, so there it is every step.
+FINITE_CHECK_STEPS = 25
 
 
 def metric_key(stage: str, name: str) -> str:
@@ -126,9 +131,19 @@ class SupervisedModule(L.LightningModule):
         # The training epoch's values are logged at its last step rather than in
         # on_train_epoch_end, which Lightning calls after the callbacks' (EpochHistory reads
         # them there). num_training_batches counts limit_train_batches in.
-        if batch_idx + 1 == self.trainer.num_training_batches:
+        last = batch_idx + 1 == self.trainer.num_training_batches
+        if last or self.device.type == "cpu" or (batch_idx + 1) % FINITE_CHECK_STEPS == 0:
+            self.check_finite("train")
+        if last:
             self.log_epoch("train")
         return loss
+
+    def check_finite(self, stage: str) -> None:
+        """Stop a run whose loss became NaN or infinite: the running sum carries any such step."""
+        total = self._sums.get((stage, LOSS))
+        if total is not None and not bool(torch.isfinite(total)):
+            epoch, step = self.trainer.current_epoch + 1, self.trainer.global_step
+            raise Diverged(f"the {stage} loss is not finite at epoch {epoch}, step {step}")
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")
@@ -137,6 +152,7 @@ class SupervisedModule(L.LightningModule):
         self._step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
+        self.check_finite("val")
         self.log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
