@@ -14,10 +14,15 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from convrec.training import train  # torch and Lightning load in ~20 s; not for a typo
-
     with user_errors():
-        return train(cfg)  # the value an Optuna sweep optimises
+        # torch and Lightning load in seconds: not for a typo, so imported here
+        if cfg.get("seeds") is None:
+            from convrec.training import train
+
+            return train(cfg)  # the value an Optuna sweep optimises
+        from convrec.seeds import train_seeds
+
+        return train_seeds(cfg)  # the seeds' mean
 
 
 if __name__ == "__main__":

@@ -17,15 +17,29 @@ from convrec.compare.provenance import data_hashes
 from convrec.compare.references import load_references
 from convrec.compare.report import write_reports
 from convrec.errors import ConvrecError
+from convrec.results import RUN_KEYS
+
+
+def run_metrics(**fields) -> dict:
+    """A single run's metrics.json as training writes it (convrec.results.RUN_KEYS), with
+    `fields` changed."""
+    metrics = {
+        "task": "mnist", "model": "cnn", "family": "cnn", "metric": "accuracy",
+        "metric_key": "test/acc", "value": 99.0, "higher_is_better": True, "params": 1000,
+        "train_seconds": 12.5, "samples_per_second": 4000.0, "epochs": 3, "best_val": 98.0,
+        "test": {}, "profile": "quick", "seed": 0, "device": "cpu", "precision": "32-true",
+        "world_size": 1, "mlflow_run_id": "0123", "baseline": None, "protocol": {},
+        "test_samples": 100, "latency_ms": 0.5, "memory_mb": 1.0,
+    }  # fmt: skip
+    assert set(metrics) == set(RUN_KEYS)  # the contract and this example agree
+    return metrics | fields
 
 
 def _metrics(results, task, model, family, value, params):
     folder = results / task / model
     folder.mkdir(parents=True)
-    (folder / "metrics.json").write_text(json.dumps({
-        "task": task, "model": model, "family": family, "metric": "accuracy", "value": value,
-        "params": params, "train_seconds": 12.5, "samples_per_second": 4000.0, "epochs": 3,
-    }))  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps(run_metrics(
+        task=task, model=model, family=family, value=value, params=params)))  # fmt: skip
 
 
 def _two_mnist_runs(tmp_path):
@@ -54,8 +68,8 @@ def test_leaderboard_ranks_runs_per_task_and_shows_missing_ones(tmp_path):
     ]  # fmt: skip
     markdown = to_markdown(table)
     assert "## mnist (accuracy, %)" in markdown
-    assert "| cnn | cnn | 99.20 | - | - | 206,970 |" in markdown
-    assert "| lstm | - | - | - |" in markdown and "missing" in markdown
+    assert "| cnn | cnn | 99.20 | 1 | - | - | 206,970 |" in markdown
+    assert "| lstm | - | - | - | - |" in markdown and "missing" in markdown
 
 
 def test_reports_are_written_with_their_figures_inlined_in_one_page(tmp_path):
@@ -102,10 +116,9 @@ def test_the_family_summary_keeps_each_familys_best_relative_to_the_task_best(tm
     for model, value in (("tcn", 0.002), ("gru", 0.004)):
         folder = results / "adding" / model
         folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({
-            "task": "adding", "model": model, "family": {"tcn": "cnn"}.get(model, "rnn"),
-            "metric": "mse", "value": value, "higher_is_better": False, "params": 1,
-        }))  # fmt: skip
+        (folder / "metrics.json").write_text(json.dumps(run_metrics(
+            task="adding", model=model, family={"tcn": "cnn"}.get(model, "rnn"),
+            metric="mse", value=value, higher_is_better=False, params=1)))  # fmt: skip
     runs = [{"task": t, "model": m} for t, m in
             [("mnist", "cnn"), ("mnist", "tcn"), ("mnist", "lstm"), ("adding", "tcn"),
              ("adding", "gru")]]  # fmt: skip
@@ -154,7 +167,7 @@ def test_published_numbers_sit_beside_ours_with_their_source_and_delta(tmp_path)
     assert fcn.reference == 100.0 and fcn.delta == -2.0 and "Fawaz" in fcn.reference_source
     assert list(table.status) == ["ok", "ok", "published"]  # resnet1d: published, not run
     markdown = (out / "leaderboard.md").read_text()
-    assert "| fcn | cnn | 98 | 100 | -2 |" in markdown
+    assert "| fcn | cnn | 98 | 1 | 100 | -2 |" in markdown
     assert "- resnet1d: 99.10, Fawaz et al. 2019, Table 4" in markdown
 
 
@@ -163,10 +176,10 @@ def test_lower_is_better_metrics_rank_ascending(tmp_path):
     for model, value in (("tcn", 0.0004), ("gru", 0.002), ("lstm", 0.16)):
         folder = results / "adding" / model
         folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({
-            "task": "adding", "model": model, "family": "rnn", "metric": "mse", "value": value,
-            "higher_is_better": False, "params": 1000, "baseline": {"value": 0.1667, "what": "1"},
-        }))  # fmt: skip
+        (folder / "metrics.json").write_text(json.dumps(run_metrics(
+            task="adding", model=model, family="rnn", metric="mse", value=value,
+            higher_is_better=False, params=1000,
+            baseline={"value": 0.1667, "what": "1"})))  # fmt: skip
     table = collect(results, [{"task": "adding", "model": m} for m in ("lstm", "gru", "tcn")])
     assert list(table.model) == ["tcn", "gru", "lstm"]
     markdown = to_markdown(table)

@@ -63,6 +63,7 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     project = _copy_repo(tmp_path / "project")
     pipeline = OmegaConf.load(project / "conf/pipeline.yaml")
     pipeline.profile = "tiny"
+    pipeline.seeds = 2  # two seeds per stage: the aggregate, the parent run and its children
     pipeline.runs = RUNS
     pipeline.tasks = sorted({run["task"] for run in RUNS.values()})
     OmegaConf.save(pipeline, project / "conf/pipeline.yaml")
@@ -91,6 +92,7 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     rows = {(r["task"], r["model"]): r for r in table if r["status"] != "published"}
     assert set(rows) == {(r["task"], r["model"]) for r in RUNS.values()}
     assert all(r["status"] == "ok" and 0 <= float(r["value"]) <= 100 for r in rows.values())
+    assert all(r["seeds"] == "2" and r["value_ci95"] != "" for r in rows.values())
     assert (project / "reports/leaderboard.md").read_text().startswith("# Leaderboard")
     assert (project / "reports/figures/accuracy_vs_params.png").stat().st_size > 10_000
     page = (project / "reports/index.html").read_text()
@@ -128,16 +130,19 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     assert {a.path for a in client.list_artifacts(comparison.info.run_id, "report")} >= {
         "report/index.html", "report/leaderboard.md", "report/figures"
     }  # fmt: skip
-    runs = client.search_runs(list(experiments.values()))
+    every = client.search_runs(list(experiments.values()))
+    runs = [r for r in every if "mlflow.parentRunId" not in r.data.tags]  # one per stage
     assert sorted((r.data.tags["task"], r.data.tags["model"]) for r in runs) == sorted(rows)
-    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {r.info.status for r in every} == {"FINISHED"} and len(every) == 3 * len(runs)
     # every training run of the report is grouped under the comparison run
     assert {r.data.tags.get("comparison_run") for r in runs} == {comparison.info.run_id}
     for run in runs:
+        seeds = [r for r in every if r.data.tags.get("mlflow.parentRunId") == run.info.run_id]
+        assert sorted(r.data.params["seed"] for r in seeds) == ["0", "1"]
         curve = "val/loss" if run.data.tags["task"] == "adding" else "val/acc"
-        assert client.get_metric_history(run.info.run_id, curve)
+        assert all(client.get_metric_history(r.info.run_id, curve) for r in seeds)
         row = rows[run.data.tags["task"], run.data.tags["model"]]  # the report's numbers are
-        for key in ("params", "latency_ms", "memory_mb"):  # the run's, as MLflow holds them
+        for key in ("params", "latency_ms", "memory_mb"):  # the runs', as MLflow holds them
             assert run.data.metrics[key] == pytest.approx(float(row[key]))
 
     started = time.perf_counter()
@@ -174,9 +179,9 @@ def test_dvc_experiments_queue_and_remote(tmp_path, mirror):
             "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
 
-    _dvc(project, env, "exp", "run", "-S", "conf/pipeline.yaml:seed=1")  # in the workspace
-    for seed in (2, 3):
-        _dvc(project, env, "exp", "run", "--queue", "-S", f"conf/pipeline.yaml:seed={seed}")
+    _dvc(project, env, "exp", "run", "-S", "conf/pipeline.yaml:seeds=1")  # in the workspace
+    for seeds in (2, 3):
+        _dvc(project, env, "exp", "run", "--queue", "-S", f"conf/pipeline.yaml:seeds={seeds}")
     _dvc(project, env, "queue", "start", "-j", "2")
     deadline = time.monotonic() + 900
     while re.search(r"\b(Queued|Running)\b", _dvc(project, env, "queue", "status").stdout):
@@ -186,13 +191,15 @@ def test_dvc_experiments_queue_and_remote(tmp_path, mirror):
     assert "Failed" not in status, status + _dvc(project, env, "queue", "logs", "-f").stdout
 
     shown = list(csv.DictReader(_dvc(project, env, "exp", "show", "--csv").stdout.splitlines()))
-    done = {row["seed"]: row["mnist1d.mlp"] for row in shown if row["seed"] and row["mnist1d.mlp"]}
+    done = {row["seeds"]: row["mnist1d.mlp"] for row in shown
+            if row["seeds"] and row["mnist1d.mlp"]}  # fmt: skip
     assert {"1", "2", "3"} <= set(done)
     # every run went to the project's one store, none to a store inside a queued copy
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("mnist1d").experiment_id])
-    assert sorted(r.data.params["seed"] for r in runs) == ["1", "2", "3"]
-    assert {r.info.status for r in runs} == {"FINISHED"}
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert sorted(r.data.tags["seeds"] for r in parents) == ["0", "0,1", "0,1,2"]
+    assert len(runs) == 3 + 6 and {r.info.status for r in runs} == {"FINISHED"}
     assert not list((project / ".dvc").rglob("mlflow.db"))
 
     # a DVC remote (a local folder here) carries prepared data and results to another clone
@@ -202,7 +209,7 @@ def test_dvc_experiments_queue_and_remote(tmp_path, mirror):
         shutil.rmtree(project / folder)
     _dvc(project, env, "pull")
     assert (project / "data/prepared/mnist1d/meta.json").is_file()
-    assert json.loads((project / "results/mnist1d/mlp/metrics.json").read_text())["seed"] == 1
+    assert json.loads((project / "results/mnist1d/mlp/metrics.json").read_text())["seeds"] == 1
 
 
 @pytest.mark.slow

@@ -157,3 +157,60 @@ def test_a_diverged_run_exits_non_zero_with_one_line_and_keeps_the_previous_resu
                               order_by=["attributes.start_time DESC"])  # fmt: skip
     assert runs[0].info.status == "FAILED" and runs[0].data.tags["outcome"] == "diverged"
     assert runs[1].info.status == "FINISHED"
+
+
+def test_three_seeds_train_in_one_process_under_one_parent_run_and_compare_reads_them(
+    project, prepared_root, monkeypatch
+):
+    """seeds=3: each seed's files and nested MLflow run, the aggregate with mean, std and 95%
+    CI; a seed that diverges is recorded as such and the others go on. Compare reads what
+    training wrote (convrec.results' contract)."""
+    import convrec.seeds
+    from convrec.compare.leaderboard import collect, to_markdown
+    from convrec.results import AGGREGATE_KEYS, RUN_KEYS, read_metrics
+    from convrec.seeds import train_seeds
+
+    real_train = convrec.seeds.train
+
+    def seed_1_diverges(cfg, **kwargs):
+        if cfg.seed == 1:
+            cfg.model.lr = 1e30
+        return real_train(cfg, **kwargs)
+
+    cfg, uri = tiny_run(project, prepared_root, "task=mnist1d", "model=mlp", "seeds=3")
+    train_seeds(cfg)
+    out = project / "results" / "mnist1d" / "mlp"
+    summary = read_metrics(out / "metrics.json")
+    assert set(RUN_KEYS) | set(AGGREGATE_KEYS) <= set(summary)
+    assert summary["seeds"] == 3 and summary["diverged"] == 0 and len(summary["values"]) == 3
+    assert summary["value"] == pytest.approx(np.mean(summary["values"]), abs=1e-3)
+    assert summary["value_std"] == pytest.approx(np.std(summary["values"], ddof=1), abs=1e-3)
+    assert summary["value_ci95"] == pytest.approx(4.303 * summary["value_std"] / 3**0.5, rel=1e-3)
+    assert sorted(p.name for p in (out / "seeds").iterdir()) == ["0", "1", "2"]
+    for seed in range(3):
+        assert json.loads((out / "seeds" / str(seed) / "metrics.json").read_text())["seed"] == seed
+    assert (out / "seeds/0/history.csv").is_file() and (out / "seeds/0/checkpoints/best.ckpt")
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("mnist1d").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.run_id == summary["mlflow_run_id"] and parent.info.status == "FINISHED"
+    assert sorted(r.data.params["seed"] for r in children) == ["0", "1", "2"]
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert parent.data.metrics["value_mean"] == pytest.approx(summary["value_mean"])
+    assert parent.data.metrics["value_ci95"] == pytest.approx(summary["value_ci95"])
+    assert parent.data.metrics["latency_ms"] == pytest.approx(summary["latency_ms"])
+
+    table = collect(project / "results", [{"task": "mnist1d", "model": "mlp"}])
+    (row,) = table.itertuples()
+    assert row.status == "ok" and row.seeds == 3 and np.isfinite(row.value_ci95)
+    assert f"{summary['value']:.2f} ± {summary['value_ci95']:.2f}" in to_markdown(table)
+
+    monkeypatch.setattr(convrec.seeds, "train", seed_1_diverges)
+    train_seeds(cfg)
+    summary = read_metrics(out / "metrics.json")
+    assert summary["diverged"] == 1 and len(summary["values"]) == 2
+    assert [r["status"] for r in summary["runs"]] == ["finished", "diverged", "finished"]
+    assert "(1 of 3 seeds diverged)" in to_markdown(collect(project / "results",
+                                                            [{"task": "mnist1d", "model": "mlp"}]))

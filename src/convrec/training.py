@@ -54,9 +54,13 @@ os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
 MEASURED = ("params", "train_seconds", "samples_per_second", "latency_ms", "memory_mb")
 
 
-def train(cfg: DictConfig) -> float:
+def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = None) -> float:
     """Fit, test the best checkpoint, record everything; return the monitored validation score
-    (NaN for a task without a validation split)."""
+    (NaN for a task without a validation split).
+
+    Alone, the run publishes results/<task>/<model>/ in one rename when it succeeds. As one seed
+    of several (convrec.seeds), it writes into `into`, a folder the caller publishes, and its
+    MLflow run is nested under `parent_run`."""
     check_config(cfg)
     root = project_root()
     task, model_name = cfg.task.name, cfg.model.name
@@ -79,13 +83,18 @@ def train(cfg: DictConfig) -> float:
     uri = tracking_uri(cfg.tracking.uri, root)
     with ExitStack() as stack:
         if is_main:
-            out = stack.enter_context(staged_dir(root / cfg.paths.results / task / model_name))
+            if into is None:
+                out = stack.enter_context(staged_dir(root / cfg.paths.results / task / model_name))
+            else:
+                out = Path(into)
+                out.mkdir(parents=True, exist_ok=True)
             # best_val_mode: whether a sweep ranks this run's best_val high or low
-            tags = {"task": task, "model": model_name, "family": family,
+            tags = {"task": task, "model": model_name, "family": family, "seed": str(cfg.seed),
                     "profile": str(cfg.profile), "git_commit": git_commit(root),
                     "best_val_mode": module.monitor_mode}  # fmt: skip
             interval = cfg.tracking.system_metrics_interval
-            run_id = stack.enter_context(tracked_run(uri, task, model_name, tags, interval))
+            name = model_name if parent_run is None else f"{model_name} seed {cfg.seed}"
+            run_id = stack.enter_context(tracked_run(uri, task, name, tags, interval, parent_run))
             _log_setup(cfg, net, spec, out)
             log_params({f"protocol.{key}": str(value) for key, value in fields.items()})
         else:
@@ -133,10 +142,10 @@ def train(cfg: DictConfig) -> float:
         except Diverged as err:  # the run ends FAILED, the previous results stay as they were
             if is_main:
                 mlflow.set_tag("outcome", "diverged")
+            kept = f" and results/{task}/{model_name} is unchanged" if into is None else ""
             raise Diverged(
                 f"run {task}/{model_name} (seed {cfg.seed}) diverged: {err}; it is recorded as "
-                f"FAILED and results/{task}/{model_name} is unchanged. Lower model.lr or set "
-                f"trainer.gradient_clip_val"
+                f"FAILED{kept}. Lower model.lr or set trainer.gradient_clip_val"
             ) from None
         fit_seconds = time.perf_counter() - started
         test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]

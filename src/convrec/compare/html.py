@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from convrec.compare.leaderboard import SHOWN, cell, task_protocol
+from convrec.compare.leaderboard import SHOWN, cell, task_protocol, value_cell
 
 COLUMNS = [*SHOWN, "mlflow_run_id"]  # every number traces to its MLflow run
 
@@ -94,7 +94,8 @@ def _table(group: pd.DataFrame) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
     rows = []
     for _, row in group.iterrows():
-        cells = "".join(f"<td>{escape(cell(row[c]))}</td>" for c in COLUMNS)
+        cells = "".join(f"<td>{escape(value_cell(row) if c == 'value' else cell(row[c]))}</td>"
+                        for c in COLUMNS)  # fmt: skip
         rows.append(f'<tr class="{escape(str(row["status"]))}">{cells}</tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 

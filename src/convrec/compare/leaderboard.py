@@ -7,7 +7,6 @@ task.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
@@ -15,16 +14,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from convrec.errors import ConvrecError
 from convrec.protocol import describe
+from convrec.results import read_metrics
 
 COLUMNS = [
-    "task", "model", "family", "metric", "value", "reference", "delta", "reference_source",
+    "task", "model", "family", "metric", "value", "seeds", "value_mean", "value_std",
+    "value_ci95", "diverged", "reference", "delta", "reference_source",
     "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second",
     "latency_ms", "memory_mb", "epochs", "best_val", "other_metrics", "profile", "device",
     "precision", "protocol", "status", "mlflow_run_id",
 ]  # fmt: skip
-SHOWN = [  # the columns of each task's table
-    "model", "family", "value", "reference", "delta", "params", "train_seconds",
+SHOWN = [  # the columns of each task's table ("value": the mean ± the 95% CI over the seeds)
+    "model", "family", "value", "seeds", "reference", "delta", "params", "train_seconds",
     "samples_per_second", "latency_ms", "memory_mb", "epochs", "other_metrics", "status",
 ]  # fmt: skip
 
@@ -39,8 +41,9 @@ def collect(
             baseline = (metrics.get("baseline") or {}).get("value")
             other = other_metrics(metrics)
             protocol = describe(metrics["protocol"]) if metrics.get("protocol") else None
-            rows.append({**metrics, "baseline": baseline, "other_metrics": other,
-                         "protocol": protocol, "status": "ok"})  # fmt: skip
+            rows.append({"seeds": 1, "diverged": 0, **metrics, "baseline": baseline,
+                         "other_metrics": other, "protocol": protocol,
+                         "status": "ok"})  # fmt: skip
         else:
             rows.append({"task": run["task"], "model": run["model"], "status": metrics})
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
@@ -50,15 +53,18 @@ def collect(
 
 
 def _read_metrics(folder: Path) -> dict | str:
-    """The run's metrics, or why there are none: "missing" (never ran) or "failed" (its
-    folder exists but holds no readable, finite result)."""
+    """The run's metrics (convrec.results' contract), or why there are none: "missing"
+    (never ran), "diverged" (every seed did), or "failed" (its folder exists but holds no
+    readable, finite result)."""
     path = folder / "metrics.json"
     if not path.is_file():
         return "failed" if folder.is_dir() else "missing"
     try:
-        metrics = json.loads(path.read_text())
+        metrics = read_metrics(path)
+        if metrics["value"] is None and metrics.get("diverged"):
+            return "diverged"
         return metrics if math.isfinite(float(metrics["value"])) else "failed"
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, ConvrecError):
         return "failed"
 
 
@@ -136,7 +142,8 @@ def to_markdown(table: pd.DataFrame) -> str:
         lines.append("| " + " | ".join(SHOWN) + " |")
         lines.append("|" + "---|" * len(SHOWN))
         for _, row in group.iterrows():
-            lines.append("| " + " | ".join(cell(row[c]) for c in SHOWN) + " |")
+            cells = (value_cell(row) if c == "value" else cell(row[c]) for c in SHOWN)
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         baseline = runs["baseline"].dropna()
         if len(baseline):
@@ -149,6 +156,21 @@ def to_markdown(table: pd.DataFrame) -> str:
                              f"{row['reference_source']}")  # fmt: skip
             lines.append("")
     return "\n".join(lines)
+
+
+def value_cell(row: Mapping) -> str:
+    """The headline as a reader wants it: the mean ± the 95% CI's half-width over the seeds,
+    and how many seeds diverged (a row whose seeds all diverged says so, with no number)."""
+    if row.get("status") == "diverged":
+        return "diverged"
+    shown = cell(row.get("value"))
+    ci95 = row.get("value_ci95")
+    if ci95 is not None and not pd.isna(ci95):
+        shown += f" ± {cell(ci95)}"
+    diverged, seeds = row.get("diverged"), row.get("seeds")
+    if diverged and not pd.isna(diverged):
+        shown += f" ({int(diverged)} of {int(seeds)} seeds diverged)"
+    return shown
 
 
 def cell(value) -> str:

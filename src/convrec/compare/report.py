@@ -21,6 +21,7 @@ from convrec.compare.plots import (
 )
 from convrec.compare.provenance import provenance
 from convrec.compare.references import load_references
+from convrec.results import run_file
 
 
 def write_reports(
@@ -68,12 +69,11 @@ def write_reports(
 
 
 def _run_files(results: Path, table: pd.DataFrame, name: str, **read_csv) -> dict:
-    """(task, model) -> results/<task>/<model>/<name> read as a table, for the ok runs that
-    left one."""
+    """(task, model) -> results/<task>/<model>/<name> (for several seeds, the first seed's)
+    read as a table, for the ok runs that left one."""
     tables = {}
     for task, model in table.loc[table["status"] == "ok", ["task", "model"]].itertuples(False):
-        path = results / task / model / name
-        if path.is_file():
+        if (path := run_file(results / task / model, name)) is not None:
             tables[task, model] = pd.read_csv(path, **read_csv)
     return tables
 

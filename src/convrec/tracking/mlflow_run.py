@@ -75,17 +75,21 @@ def tracked_run(
     run_name: str,
     tags: Mapping[str, str],
     system_metrics_interval: float | None = 5.0,
+    parent: str | None = None,
 ) -> Iterator[str]:
     """Yield the id of a new run; end it FINISHED, or FAILED if the block raises.
 
     System metrics (CPU, memory, GPU) are sampled every `system_metrics_interval`
-    seconds for the run's whole life; None turns them off.
+    seconds for the run's whole life; None turns them off. `parent`: the id of the active
+    run this one nests under (the seeds of one (task, model)).
     """
     mlflow.set_tracking_uri(uri)
     experiment_id = ensure_experiment(MlflowClient(uri), experiment, uri)
-    if parent := os.environ.get(SWEEP_PARENT_ENV):  # a job of a `-m` sweep: nest it
-        tags = {**tags, "mlflow.parentRunId": parent,
+    if sweep := os.environ.get(SWEEP_PARENT_ENV):  # a job of a `-m` sweep: nest it
+        tags = {**tags, "mlflow.parentRunId": sweep,
                 "sweep_overrides": os.environ.get(SWEEP_OVERRIDES_ENV, "[]")}  # fmt: skip
+    if parent is not None:
+        tags = {**tags, "mlflow.parentRunId": parent}
     if system_metrics_interval is not None:
         mlflow.set_system_metrics_sampling_interval(system_metrics_interval)
     run = mlflow.start_run(
@@ -93,6 +97,7 @@ def tracked_run(
         run_name=run_name,
         tags=dict(tags),
         log_system_metrics=system_metrics_interval is not None,
+        nested=parent is not None,
     )
     try:
         yield run.info.run_id

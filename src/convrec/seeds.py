@@ -1,0 +1,79 @@
+"""Several seeds of one (task, model) in one process: start-up is paid once.
+
+`pipelines/train.py ... seeds=3` trains seeds `seed`, `seed + 1`, `seed + 2` one after the other
+through `convrec.training.train`, each into results/<task>/<model>/seeds/<seed>/ with its own
+MLflow run nested under one parent run for the pair. The parent and the aggregate
+results/<task>/<model>/metrics.json hold the mean, the standard deviation and the 95%
+confidence interval of the headline metric and of the costs (convrec.results). A seed that
+diverges is recorded as such (its run FAILED) and the others go on; the folder is published in
+one rename when every seed has ended.
+"""
+
+from __future__ import annotations
+
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+from convrec.atomic import staged_dir, write_json
+from convrec.config_check import check_config
+from convrec.errors import ConvrecError, Diverged
+from convrec.models import MODELS
+from convrec.paths import project_root
+from convrec.results import SEEDS_DIR, aggregate, read_run
+from convrec.tracking.mlflow_run import git_commit, tracked_run, tracking_uri
+from convrec.training import train
+
+
+def train_seeds(cfg: DictConfig) -> float:
+    """Train `cfg.seeds` seeds; return the mean best validation score (what a sweep ranks)."""
+    check_config(cfg)
+    count = cfg.seeds
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ConvrecError(f"seeds={count!r} is invalid: it must be an integer >= 1 (or null "
+                           "for the one run of `seed`); pass seeds=<n>")  # fmt: skip
+    if int(cfg.trainer.get("devices", 1) or 1) != 1 or cfg.trainer.get("num_nodes", 1) != 1:
+        raise ConvrecError("seeds=<n> trains its seeds one after the other in one process; "
+                           "on several devices train one seed per command (seed=<n>)")  # fmt: skip
+    root = project_root()
+    task, model = cfg.task.name, cfg.model.name
+    seeds = [int(cfg.seed) + i for i in range(count)]
+    uri = tracking_uri(cfg.tracking.uri, root)
+    tags = {"task": task, "model": model, "family": MODELS.get(model).family,
+            "profile": str(cfg.profile), "git_commit": git_commit(root),
+            "seeds": ",".join(map(str, seeds))}  # fmt: skip
+    with (
+        staged_dir(root / cfg.paths.results / task / model) as out,
+        tracked_run(uri, task, model, tags, system_metrics_interval=None) as parent,
+    ):
+        runs = []
+        for number, seed in enumerate(seeds, start=1):
+            print(f"convrec: {task}/{model} seed {seed} ({number} of {count})", flush=True)
+            seed_cfg = OmegaConf.merge(cfg, {"seed": seed, "seeds": None})
+            folder = out / SEEDS_DIR / str(seed)
+            try:
+                train(seed_cfg, into=folder, parent_run=parent)
+                runs.append(read_run(folder / "metrics.json"))
+            except Diverged as err:
+                print(f"convrec: {err}", flush=True)
+                runs.append({"seed": seed, "status": "diverged", "error": str(err)})
+        summary = aggregate(runs, mlflow_run_id=parent)
+        write_json(out / "metrics.json", summary)
+        mlflow.log_metrics(parent_metrics(summary))
+        mlflow.log_artifact(str(out / "metrics.json"))
+    if summary["diverged"] == count:
+        raise Diverged(f"every seed of {task}/{model} diverged ({count} of {count}); "
+                       "lower model.lr or set trainer.gradient_clip_val")  # fmt: skip
+    best = summary.get("best_val")
+    return float(best) if best is not None else float("nan")
+
+
+
+def parent_metrics(summary: dict) -> dict[str, float]:
+    """What the parent run holds: the headline's mean, std and CI, and each cost's mean (under
+    the run's own name, as on a single run) with its std and CI."""
+    metrics = {key: summary.get(key) for key in ("value_mean", "value_std", "value_ci95",
+                                                 "seeds", "diverged", "params")}  # fmt: skip
+    for key, spread in summary["spread"].items():
+        metrics[key] = summary.get(key)
+        metrics |= {f"{key}_{name}": value for name, value in spread.items()}
+    return {key: float(value) for key, value in metrics.items() if value is not None}
