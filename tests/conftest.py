@@ -11,6 +11,7 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 import convrec.compose
+from convrec.results import RUN_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
@@ -61,6 +62,21 @@ def run_stage(script: str, *args: str, cwd=REPO, env=None) -> subprocess.Complet
         [sys.executable, str(REPO / "pipelines" / script), *args],
         cwd=cwd, capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
+
+
+def run_metrics(**fields) -> dict:
+    """A single run's metrics.json as training writes it (convrec.results.RUN_KEYS), with
+    `fields` changed."""
+    metrics = {
+        "task": "mnist", "model": "cnn", "family": "cnn", "metric": "accuracy",
+        "metric_key": "test/acc", "value": 99.0, "higher_is_better": True, "params": 1000,
+        "train_seconds": 12.5, "samples_per_second": 4000.0, "epochs": 3, "best_val": 98.0,
+        "test": {}, "profile": "quick", "seed": 0, "device": "cpu", "precision": "32-true",
+        "world_size": 1, "mlflow_run_id": "0123", "baseline": None, "protocol": {},
+        "test_samples": 100, "latency_ms": 0.5, "memory_mb": 1.0,
+    }  # fmt: skip
+    assert set(metrics) == set(RUN_KEYS)  # the contract and this example agree
+    return metrics | fields
 
 
 def pipeline() -> DictConfig:

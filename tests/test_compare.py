@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_metrics
 from convrec.compare.leaderboard import (
     collect,
     family_summary,
@@ -17,22 +18,6 @@ from convrec.compare.provenance import data_hashes
 from convrec.compare.references import load_references
 from convrec.compare.report import write_reports
 from convrec.errors import ConvrecError
-from convrec.results import RUN_KEYS
-
-
-def run_metrics(**fields) -> dict:
-    """A single run's metrics.json as training writes it (convrec.results.RUN_KEYS), with
-    `fields` changed."""
-    metrics = {
-        "task": "mnist", "model": "cnn", "family": "cnn", "metric": "accuracy",
-        "metric_key": "test/acc", "value": 99.0, "higher_is_better": True, "params": 1000,
-        "train_seconds": 12.5, "samples_per_second": 4000.0, "epochs": 3, "best_val": 98.0,
-        "test": {}, "profile": "quick", "seed": 0, "device": "cpu", "precision": "32-true",
-        "world_size": 1, "mlflow_run_id": "0123", "baseline": None, "protocol": {},
-        "test_samples": 100, "latency_ms": 0.5, "memory_mb": 1.0,
-    }  # fmt: skip
-    assert set(metrics) == set(RUN_KEYS)  # the contract and this example agree
-    return metrics | fields
 
 
 def _metrics(results, task, model, family, value, params):

@@ -6,6 +6,7 @@ import json
 
 from mlflow.tracking import MlflowClient
 
+from conftest import run_metrics
 from convrec.compare.mlflow_comparison import EXPERIMENT, GROUP_TAG, log_comparison
 from convrec.compare.report import write_reports
 from convrec.tracking.mlflow_run import tracked_run
@@ -21,10 +22,8 @@ def test_the_comparison_run_holds_the_report_and_groups_the_runs_it_reports(tmp_
         folder = results / "mnist" / model
         folder.mkdir(parents=True)
         run_id = run_id if model != "gru" else "0" * 32  # gru's run: made in another store
-        (folder / "metrics.json").write_text(json.dumps({
-            "task": "mnist", "model": model, "family": "cnn", "metric": "accuracy",
-            "value": value, "params": 1000, "profile": "quick", "mlflow_run_id": run_id,
-        }))  # fmt: skip
+        (folder / "metrics.json").write_text(json.dumps(run_metrics(
+            model=model, value=value, mlflow_run_id=run_id)))  # fmt: skip
         runs.append({"task": "mnist", "model": model})
     reports = write_reports(results, [*runs, {"task": "mnist", "model": "mlp"}], tmp_path / "r")
 

@@ -92,7 +92,7 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     rows = {(r["task"], r["model"]): r for r in table if r["status"] != "published"}
     assert set(rows) == {(r["task"], r["model"]) for r in RUNS.values()}
     assert all(r["status"] == "ok" and 0 <= float(r["value"]) <= 100 for r in rows.values())
-    assert all(r["seeds"] == "2" and r["value_ci95"] != "" for r in rows.values())
+    assert all(r["seeds"] == "2" and float(r["value_ci95"]) >= 0 for r in rows.values())
     assert (project / "reports/leaderboard.md").read_text().startswith("# Leaderboard")
     assert (project / "reports/figures/accuracy_vs_params.png").stat().st_size > 10_000
     page = (project / "reports/index.html").read_text()

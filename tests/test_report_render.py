@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import run_metrics
 from convrec.compare.report import write_reports
 
 # Per image: decoded size, and how many distinct colours a 64x64 downsample of it holds
@@ -60,10 +61,9 @@ def test_every_figure_of_the_report_renders_in_headless_chromium(tmp_path):
     for task, model, family, value in runs:
         folder = results / task / model
         folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({
-            "task": task, "model": model, "family": family, "metric": "accuracy", "value": value,
-            "params": 10_000 * len(model), "train_seconds": value / 3, "epochs": 2,
-        }))  # fmt: skip
+        (folder / "metrics.json").write_text(json.dumps(run_metrics(
+            task=task, model=model, family=family, value=value, params=10_000 * len(model),
+            train_seconds=value / 3, epochs=2)))  # fmt: skip
         (folder / "history.csv").write_text("epoch,val/loss,val/acc\n1,0.3,0.9\n2,0.2,0.95\n")
         if task == "mnist":  # class targets leave a test confusion matrix: one figure per task
             counts = np.diag(np.full(10, 90)) + np.random.default_rng(0).integers(0, 3, (10, 10))

@@ -49,6 +49,8 @@ def collect(
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if references is not None and len(references):
         table = _beside_references(table, references)
+    for column in ("seeds", "diverged"):  # counts, blank where there is no run
+        table[column] = table[column].astype("Int64")
     return _ranked(table)
 
 
@@ -168,12 +170,14 @@ def value_cell(row: Mapping) -> str:
     if ci95 is not None and not pd.isna(ci95):
         shown += f" ± {cell(ci95)}"
     diverged, seeds = row.get("diverged"), row.get("seeds")
-    if diverged and not pd.isna(diverged):
+    if not pd.isna(diverged) and diverged:
         shown += f" ({int(diverged)} of {int(seeds)} seeds diverged)"
     return shown
 
 
 def cell(value) -> str:
+    if value is pd.NA:
+        return "-"
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, Integral):
