@@ -17,7 +17,9 @@ from convrec.compare.leaderboard import (
 from convrec.compare.provenance import data_hashes
 from convrec.compare.references import load_references
 from convrec.compare.report import write_reports
+from convrec.compare.significance import differs
 from convrec.errors import ConvrecError
+from convrec.results import aggregate
 
 
 def _metrics(results, task, model, family, value, params):
@@ -74,7 +76,8 @@ def test_reports_are_written_with_their_figures_inlined_in_one_page(tmp_path):
     assert sorted(base64.b64decode(data) for data in inlined) == sorted(
         f.read_bytes() for f in figures
     )
-    assert '<tr class="failed"><td>gru</td>' in page and '<tr class="missing"><td>mlp</td>' in page
+    assert '<tr class="failed"><td>-</td><td>gru</td>' in page
+    assert '<tr class="missing"><td>-</td><td>mlp</td>' in page
     assert "<dt>git commit</dt><dd>unknown (not a git checkout)</dd>" in page
     assert "torch " in page and "not recorded" in page  # no dvc.lock: data not from dvc repro
 
@@ -243,3 +246,42 @@ def test_each_task_s_protocol_is_printed_above_its_table_and_a_mismatch_is_named
     expected = ("Protocol (every model): profile quick, epochs 2, train_examples 55000, "
                 "test_examples 10000.")  # fmt: skip
     assert expected in markdown
+
+
+def _seeded(results, task, model, family, values):
+    """An aggregate of len(values) seeds, made by the code training uses."""
+    runs = [run_metrics(task=task, model=model, family=family, value=v, seed=i)
+            for i, v in enumerate(values)]  # fmt: skip
+    folder = results / task / model
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(aggregate(runs, mlflow_run_id="p")))
+
+
+def test_welch_s_test_calls_ties_and_says_what_it_does_with_zero_variance_and_one_seed():
+    assert differs([99.0, 99.1, 99.2], [97.0, 97.1, 97.2]) is True
+    assert differs([99.0, 98.0, 100.0], [98.5, 99.5, 97.5]) is False
+    assert differs([50.0, 50.0, 50.0], [50.0, 50.0, 50.0]) is False  # equal and exact: a tie
+    assert differs([50.0, 50.0, 50.0], [49.0, 49.0, 49.0]) is True  # exact and different
+    assert differs([99.0], [97.0, 97.1]) is None  # one seed: untested
+
+
+def test_ranks_say_tied_where_the_seeds_do_not_separate_runs_and_ties_reach_the_family_matrix(
+    tmp_path,
+):
+    results = tmp_path / "results"
+    _seeded(results, "mnist", "cnn", "cnn", [99.1, 99.2, 99.3])
+    _seeded(results, "mnist", "cnn_lstm", "hybrid", [98.6, 99.4, 99.0])  # overlaps the CNN
+    _seeded(results, "mnist", "lstm", "rnn", [97.0, 97.2, 97.1])
+    _seeded(results, "mnist1d", "cnn", "cnn", [95.0, 95.2, 95.1])
+    _seeded(results, "mnist1d", "gru", "rnn", [90.0, 90.3, 90.1])
+    runs = [{"task": "mnist", "model": m} for m in ("cnn", "cnn_lstm", "lstm")]
+    runs += [{"task": "mnist1d", "model": m} for m in ("cnn", "gru")]
+    table = collect(results, runs)
+    assert list(zip(table.model, table["rank"], strict=True)) == [
+        ("cnn", "1"), ("cnn_lstm", "1 (tied)"), ("lstm", "3"), ("cnn", "1"), ("gru", "2"),
+    ]  # fmt: skip
+    winners = family_summary(table).groupby("task")["winner"].first().to_dict()
+    assert winners == {"mnist": "tie", "mnist1d": "cnn"}
+    markdown = to_markdown(table)
+    assert "- mnist: **tie**" in markdown and "- mnist1d: **cnn**" in markdown
+    assert "Welch's two-sided t-test" in markdown

@@ -14,19 +14,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from convrec.compare.significance import TEST, ranks, winning_family
 from convrec.errors import ConvrecError
 from convrec.protocol import describe
 from convrec.results import read_metrics
 
 COLUMNS = [
-    "task", "model", "family", "metric", "value", "seeds", "value_mean", "value_std",
-    "value_ci95", "diverged", "reference", "delta", "reference_source",
+    "task", "model", "family", "metric", "value", "rank", "seeds", "value_mean", "value_std",
+    "value_ci95", "values", "diverged", "reference", "delta", "reference_source",
     "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second",
     "latency_ms", "memory_mb", "epochs", "best_val", "other_metrics", "profile", "device",
     "precision", "protocol", "status", "mlflow_run_id",
 ]  # fmt: skip
 SHOWN = [  # the columns of each task's table ("value": the mean ± the 95% CI over the seeds)
-    "model", "family", "value", "seeds", "reference", "delta", "params", "train_seconds",
+    "rank", "model", "family", "value", "seeds", "reference", "delta", "params", "train_seconds",
     "samples_per_second", "latency_ms", "memory_mb", "epochs", "other_metrics", "status",
 ]  # fmt: skip
 
@@ -120,7 +121,12 @@ def _ranked(table: pd.DataFrame) -> pd.DataFrame:
         .sort_values(["task", "_published", "_key"], na_position="last")
         .index
     )
-    return table.loc[order].reset_index(drop=True)
+    table = table.loc[order].reset_index(drop=True)
+    table["rank"] = None
+    for _, group in table.groupby("task", sort=False):
+        runs = group[group["status"].eq("ok") & group["value"].notna()]
+        table.loc[runs.index, "rank"] = ranks(runs)
+    return table
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -132,6 +138,8 @@ def to_markdown(table: pd.DataFrame) -> str:
         "other_metrics: the run's other test metrics, in percent. samples_per_second: training",
         "throughput; latency_ms: inference on one test example; memory_mb: a training step's",
         "tensors (weights, gradients, optimizer state, activations saved for backward).",
+        f"value: the mean ± the 95% confidence interval over the seeds. rank: {TEST}; a run",
+        "the best one does not beat is ranked 1 (tied).",
         "",
     ]
     for task, group in table.groupby("task", sort=True):
@@ -157,7 +165,22 @@ def to_markdown(table: pd.DataFrame) -> str:
                 lines.append(f"- {row['model']}: {cell(row['reference'])}, "
                              f"{row['reference_source']}")  # fmt: skip
             lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + family_lines(table))
+
+
+def family_lines(table: pd.DataFrame) -> list[str]:
+    """Which family wins each task: one whose best run beats the best run of every other
+    family significantly, else a tie."""
+    summary = family_summary(table)
+    if summary.empty:
+        return []
+    lines = ["## Which family wins", "",
+             f"A family wins a task when its best run beats every other family's best ({TEST}); "
+             "otherwise the task is a tie.", ""]  # fmt: skip
+    for task, group in summary.groupby("task", sort=True):
+        bests = ", ".join(f"{r.family} {r.model} {cell(r.value)}" for r in group.itertuples())
+        lines.append(f"- {task}: **{group['winner'].iloc[0]}** ({bests})")
+    return [*lines, ""]
 
 
 def value_cell(row: Mapping) -> str:
@@ -200,13 +223,18 @@ def family_summary(table: pd.DataFrame) -> pd.DataFrame:
     for task, group in done.groupby("task", sort=True):
         lower = group["higher_is_better"].eq(False).any()
         best = group["value"].min() if lower else group["value"].max()
+        tops = []
         for family, members in group.groupby("family", sort=True):
             top = members.loc[members["value"].idxmin() if lower else members["value"].idxmax()]
             value = float(top["value"])
             relative = 100 * (best / value if lower else value / best) if best and value else 0.0
-            rows.append({"task": task, "family": family, "model": top["model"], "value": value,
-                         "relative": relative})  # fmt: skip
-    return pd.DataFrame(rows, columns=["task", "family", "model", "value", "relative"])
+            tops.append({"task": task, "family": family, "model": top["model"], "value": value,
+                         "relative": relative, "values": top.get("values")})  # fmt: skip
+        tops.sort(key=lambda r: r["value"], reverse=not lower)
+        winner = winning_family(pd.DataFrame(tops))
+        rows += [{**top, "winner": winner} for top in tops]
+    columns = ["task", "family", "model", "value", "relative", "values", "winner"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def pareto_front(cost: Iterable[float], value: Iterable[float], higher_is_better: bool) -> list:

@@ -68,11 +68,14 @@ def family_matrix(table: pd.DataFrame, path: Path) -> None:
                 fontsize=8, color=colour)  # fmt: skip
     image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", vmin=50, vmax=100,
                       aspect="auto")  # fmt: skip
-    ax.set_yticks(range(len(tasks)), tasks)
+    winners = summary.groupby("task")["winner"].first()
+    ax.set_yticks(range(len(tasks)), [f"{t} ({winners[t]})" for t in tasks])
     ax.set_xticks(range(len(families)), families)
     ax.xaxis.tick_top()
     fig.colorbar(image, ax=ax, label="% of the task's best result (blank: not run)")
-    ax.set_title("Best model of each family per task: model and test metric", pad=24)
+    ax.set_title("Best model of each family per task: model and test metric\n"
+                 "(the winning family, or tie: no family's best beats all others' significantly)",
+                 pad=24)  # fmt: skip
     _save(fig, path)
 
 
