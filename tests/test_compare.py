@@ -285,3 +285,24 @@ def test_ranks_say_tied_where_the_seeds_do_not_separate_runs_and_ties_reach_the_
     markdown = to_markdown(table)
     assert "- mnist: **tie**" in markdown and "- mnist1d: **cnn**" in markdown
     assert "Welch's two-sided t-test" in markdown
+
+
+def test_families_are_ranked_across_the_tasks_they_all_ran_and_a_cd_diagram_is_drawn(tmp_path):
+    results = tmp_path / "results"
+    runs = []
+    for number, task in enumerate(["t1", "t2", "t3", "t4", "t5", "t6", "t7"]):
+        families = [("cnn", "cnn", 90.0), ("lstm", "rnn", 80.0), ("cnn_lstm", "hybrid", 85.0)]
+        if task == "t7":  # no hybrid run here: t7 is left out of the cross-task ranking
+            families = families[:2]
+        for model, family, base in families:
+            _seeded(results, task, model, family, [base + number, base + number + 0.1,
+                                                   base + number + 0.2])  # fmt: skip
+            runs.append({"task": task, "model": model})
+    reports = write_reports(results, runs, tmp_path / "reports")
+    markdown = (reports / "leaderboard.md").read_text()
+    assert "Average rank of each family's best run (1 = best): cnn 1.00, hybrid 2.00, rnn 3.00" in (
+        markdown
+    )
+    assert "over the 6 tasks where each has a run (t1, t2, t3, t4, t5, t6)" in markdown
+    assert (reports / "figures/critical_difference.png").stat().st_size > 5_000
+    assert "Critical difference across tasks" in (reports / "index.html").read_text()
