@@ -137,26 +137,48 @@ def test_provenance_reads_each_prepared_datasets_hash_from_the_dvc_lock(tmp_path
     assert data_hashes(tmp_path / "absent.lock") == {}
 
 
-def test_published_numbers_sit_beside_ours_with_their_source_and_delta(tmp_path):
+def test_published_numbers_sit_beside_ours_with_a_delta_only_under_the_same_protocol(tmp_path):
     results = tmp_path / "results"
+    full = {"profile": "full", "train_examples": 50, "test_examples": 150, "epochs": 2000}
     _metrics(results, "gunpoint", "fcn", "cnn", 98.0, 264_450)
     _metrics(results, "gunpoint", "lstm", "rnn", 90.0, 67_000)
+    _metrics(results, "gunpoint", "resnet1d", "cnn", 97.0, 500_000)
+    for model, protocol in (("fcn", full), ("resnet1d", {**full, "profile": "quick"})):
+        path = results / "gunpoint" / model / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "protocol": protocol}))
     conf = tmp_path / "task"
     conf.mkdir()
+    published = "{profile: full, train_examples: 50, test_examples: 150}"
+    fawaz = "Fawaz et al. 2019, Table 4"
     (conf / "gunpoint.yaml").write_text(
         "name: gunpoint\nreferences:\n"
-        "  - {model: fcn, value: 100.0, source: 'Fawaz et al. 2019, Table 4'}\n"
-        "  - {model: resnet1d, value: 99.1, source: 'Fawaz et al. 2019, Table 4'}\n"
-    )
-    runs = [{"task": "gunpoint", "model": m} for m in ("fcn", "lstm")]
+        f"  - {{model: fcn, value: 100.0, source: '{fawaz}', protocol: {published}}}\n"
+        f"  - {{model: resnet1d, value: 99.1, source: '{fawaz}', protocol: {published}}}\n"
+        f"  - {{model: lstm_fcn, value: 99.0, source: 'Karim et al.', protocol: {published}}}\n"
+    )  # fmt: skip
+    runs = [{"task": "gunpoint", "model": m} for m in ("fcn", "lstm", "resnet1d")]
     out = write_reports(results, runs, tmp_path / "reports", conf)
     table = collect(results, runs, load_references(conf, ["gunpoint"]))
     fcn = table[table.model == "fcn"].iloc[0]
     assert fcn.reference == 100.0 and fcn.delta == -2.0 and "Fawaz" in fcn.reference_source
-    assert list(table.status) == ["ok", "ok", "published"]  # resnet1d: published, not run
+    # a quick-profile run beside a full-protocol reference: the number, no delta
+    resnet = table[table.model == "resnet1d"].iloc[0]
+    assert resnet.reference == 99.1 and pd.isna(resnet.delta)
+    assert resnet.reference_protocol.endswith("different protocol: no delta")
+    assert list(table.status) == ["ok", "ok", "ok", "published"]  # lstm_fcn: published only
     markdown = (out / "leaderboard.md").read_text()
     assert "| fcn | cnn | 98 | 1 | 100 | -2 |" in markdown
-    assert "- resnet1d: 99.10, Fawaz et al. 2019, Table 4" in markdown
+    assert "| resnet1d | cnn | 97 | 1 | 99.10 | - |" in markdown
+    assert ("- resnet1d: 99.10, Fawaz et al. 2019, Table 4; profile full, train_examples 50, "
+            "test_examples 150; different protocol: no delta") in markdown  # fmt: skip
+
+
+def test_a_reference_without_its_protocol_is_refused(tmp_path):
+    (tmp_path / "imdb.yaml").write_text(
+        "references:\n  - {model: null, value: 88.89, source: Maas, protocol: {profile: full}}\n"
+    )
+    with pytest.raises(ConvrecError, match="declares no train_examples, test_examples"):
+        load_references(tmp_path, ["imdb"])
 
 
 def test_lower_is_better_metrics_rank_ascending(tmp_path):

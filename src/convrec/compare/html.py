@@ -49,12 +49,15 @@ def render(
         parts.append(f"<h2>{escape(str(task))} <small>({escape(str(metric))})</small></h2>")
         parts.append(f"<p>Protocol (every model): {escape(task_protocol(group))}.</p>")
         parts.append(_table(group))
-        sources = group[["model", "reference", "reference_source"]].dropna()
+        sources = group[["model", "reference", "reference_source", "reference_protocol"]]
+        sources = sources.dropna(subset=["reference", "reference_source"])
         if len(sources):
             items = "".join(f"<li>{escape(str(r.model))}: {cell(r.reference)}, "
-                            f"{escape(str(r.reference_source))}</li>"
+                            f"{escape(str(r.reference_source))} "
+                            f"({escape(str(r.reference_protocol))})</li>"
                             for r in sources.itertuples())  # fmt: skip
-            parts.append(f"<p>Published numbers:</p><ul>{items}</ul>")
+            parts.append("<p>Published numbers (protocol; a delta only under the same "
+                         f"protocol):</p><ul>{items}</ul>")
         if task in (task_figures or {}):
             parts += _figures({f"{task}: test confusion matrices": task_figures[task]})
     if claims:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from convrec.compare.references import same_protocol
 from convrec.compare.significance import TEST, ranks, winning_family
 from convrec.errors import ConvrecError
 from convrec.protocol import describe
@@ -22,6 +23,7 @@ from convrec.results import read_metrics
 COLUMNS = [
     "task", "model", "family", "metric", "value", "rank", "seeds", "value_mean", "value_std",
     "value_ci95", "values", "diverged", "reference", "delta", "reference_source",
+    "reference_protocol",
     "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second",
     "latency_ms", "memory_mb", "epochs", "best_val", "other_metrics", "profile", "device",
     "precision", "protocol", "status", "mlflow_run_id",
@@ -35,10 +37,11 @@ SHOWN = [  # the columns of each task's table ("value": the mean ± the 95% CI o
 def collect(
     results: Path, runs: Iterable[Mapping[str, str]], references: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    rows = []
+    rows, protocols = [], {}
     for run in runs:
         metrics = _read_metrics(results / run["task"] / run["model"])
         if isinstance(metrics, dict):
+            protocols[run["task"], run["model"]] = metrics.get("protocol")
             baseline = (metrics.get("baseline") or {}).get("value")
             other = other_metrics(metrics)
             protocol = describe(metrics["protocol"]) if metrics.get("protocol") else None
@@ -49,7 +52,7 @@ def collect(
             rows.append({"task": run["task"], "model": run["model"], "status": metrics})
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if references is not None and len(references):
-        table = _beside_references(table, references)
+        table = _beside_references(table, references, protocols)
     for column in ("seeds", "diverged"):  # counts, blank where there is no run
         table[column] = table[column].astype("Int64")
     return _ranked(table)
@@ -94,18 +97,33 @@ def other_metrics(metrics: Mapping) -> str:
     return ", ".join(shown)
 
 
-def _beside_references(table: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
+def _beside_references(
+    table: pd.DataFrame, references: pd.DataFrame, protocols: Mapping[tuple, Mapping | None]
+) -> pd.DataFrame:
+    """Each run beside the published number for its model; a delta only where the run's
+    protocol is the reference's (else "different protocol")."""
     matched = references.dropna(subset=["model"]).drop_duplicates(["task", "model"])
-    table = table.drop(columns=["reference", "reference_source"]).merge(
+    table = table.drop(columns=["reference", "reference_source", "reference_protocol"]).merge(
         matched, on=["task", "model"], how="left"
     )
-    table["delta"] = table["value"] - table["reference"]
+    same = [isinstance(ref, dict) and same_protocol(protocols.get((task, model)), ref)
+            for task, model, ref in zip(table["task"], table["model"],
+                                        table["reference_protocol"], strict=True)]  # fmt: skip
+    table["delta"] = (table["value"] - table["reference"]).where(same)
+    table["reference_protocol"] = [
+        describe(ref) + ("" if ok else "; different protocol: no delta")
+        if isinstance(ref, dict) else None
+        for ref, ok in zip(table["reference_protocol"], same, strict=True)
+    ]
     ran = set(zip(table["task"], table["model"], strict=True))
     unmatched = references[
         [(t, m) not in ran for t, m in zip(references["task"], references["model"], strict=True)]
     ]
     published = unmatched[unmatched["task"].isin(table["task"])].assign(status="published")
-    published = published.assign(model=published["model"].fillna("(published)"))
+    published = published.assign(
+        model=published["model"].fillna("(published)"),
+        reference_protocol=published["reference_protocol"].map(describe),
+    )
     table = pd.concat([table, published], ignore_index=True)
     return table.reindex(columns=COLUMNS)
 
@@ -158,12 +176,13 @@ def to_markdown(table: pd.DataFrame) -> str:
         baseline = runs["baseline"].dropna()
         if len(baseline):
             lines += [f"Trivial baseline: {cell(baseline.iloc[0])}.", ""]
-        sources = group[["model", "reference", "reference_source"]].dropna()
+        sources = group[["model", "reference", "reference_source", "reference_protocol"]]
+        sources = sources.dropna(subset=["reference", "reference_source"])
         if len(sources):
-            lines.append("Published numbers:")
+            lines.append("Published numbers (protocol; a delta only under the same protocol):")
             for _, row in sources.iterrows():
                 lines.append(f"- {row['model']}: {cell(row['reference'])}, "
-                             f"{row['reference_source']}")  # fmt: skip
+                             f"{row['reference_source']}; {row['reference_protocol']}")  # fmt: skip
             lines.append("")
     return "\n".join(lines + family_lines(table))
 
