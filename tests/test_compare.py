@@ -328,3 +328,30 @@ def test_families_are_ranked_across_the_tasks_they_all_ran_and_a_cd_diagram_is_d
     assert "over the 6 tasks where each has a run (t1, t2, t3, t4, t5, t6)" in markdown
     assert (reports / "figures/critical_difference.png").stat().st_size > 5_000
     assert "Critical difference across tasks" in (reports / "index.html").read_text()
+
+
+def test_time_to_accuracy_gives_each_model_its_seconds_to_the_task_target_and_a_figure(tmp_path):
+    results = tmp_path / "results"
+    curves = {"cnn": [0.90, 0.98, 0.99], "lstm": [0.50, 0.70, 0.80]}  # the target: 0.95 x 0.99
+    for model, family in (("cnn", "cnn"), ("lstm", "rnn")):
+        _seeded(results, "mnist", model, family, [90.0, 91.0])
+        for seed in (0, 1):
+            folder = results / "mnist" / model / "seeds" / str(seed)
+            folder.mkdir(parents=True)
+            rows = [f"{e + 1},0.1,{acc},{100},{2.0 + seed}" for e, acc in enumerate(curves[model])]
+            (folder / "history.csv").write_text(
+                "epoch,val/loss,val/acc,samples,train_seconds\n" + "\n".join(rows) + "\n"
+            )
+    runs = [{"task": "mnist", "model": m} for m in ("cnn", "lstm")]
+    reports = write_reports(results, runs, tmp_path / "reports")
+    table = pd.read_csv(reports / "leaderboard.csv").set_index("model")
+    # epoch 2 reaches 0.9405: 2 epochs of 2 s (seed 0) and of 3 s (seed 1), 5 s on average
+    assert table.loc["cnn", "time_to_target"] == "5.0"
+    assert table.loc["lstm", "time_to_target"] == "not reached"
+    assert table.loc["cnn", "target"] == "val/acc >= 0.9405"
+    assert (reports / "figures/time_to_accuracy_mnist.png").stat().st_size > 5_000
+    page = (reports / "index.html").read_text()
+    assert "mnist: time to accuracy (target: 95% of the best" in page
+    assert "time_to_target: training seconds to val/acc >= 0.9405" in (
+        reports / "leaderboard.md"
+    ).read_text()

@@ -31,11 +31,11 @@ def render(
     figures: Mapping[str, Path],
     provenance: Mapping,
     claims: Sequence[Mapping] = (),
-    task_figures: Mapping[str, Path] | None = None,
+    task_figures: Mapping[str, Mapping[str, Path]] | None = None,
 ) -> str:
     """`figures` maps a caption to a PNG file; each is inlined. `claims`: the measurement
-    experiments' summaries (compare.claims), one section each. `task_figures`: a figure shown
-    under a task's table (its confusion matrices)."""
+    experiments' summaries (compare.claims), one section each. `task_figures`: the figures shown
+    under a task's table, by caption (its confusion matrices, its time to accuracy)."""
     parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>convrec report</title>", f"<style>{STYLE}</style></head><body>",
              "<h1>convrec report</h1>",
@@ -58,8 +58,7 @@ def render(
                             for r in sources.itertuples())  # fmt: skip
             parts.append("<p>Published numbers (protocol; a delta only under the same "
                          f"protocol):</p><ul>{items}</ul>")
-        if task in (task_figures or {}):
-            parts += _figures({f"{task}: test confusion matrices": task_figures[task]})
+        parts += _figures((task_figures or {}).get(task, {}))
     if claims:
         parts.append("<h2>The seeds' claims, measured</h2>")
         parts += [_claim(claim) for claim in claims]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from convrec.compare.references import same_protocol
 from convrec.compare.significance import TEST, ranks, winning_family
+from convrec.compare.time_to_accuracy import TARGET_RULE
 from convrec.errors import ConvrecError
 from convrec.protocol import describe
 from convrec.results import read_metrics
@@ -26,11 +27,12 @@ COLUMNS = [
     "reference_protocol",
     "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second",
     "latency_ms", "memory_mb", "epochs", "best_val", "other_metrics", "profile", "device",
-    "precision", "protocol", "status", "mlflow_run_id",
+    "precision", "protocol", "time_to_target", "target", "status", "mlflow_run_id",
 ]  # fmt: skip
 SHOWN = [  # the columns of each task's table ("value": the mean ± the 95% CI over the seeds)
     "rank", "model", "family", "value", "seeds", "reference", "delta", "params", "train_seconds",
-    "samples_per_second", "latency_ms", "memory_mb", "epochs", "other_metrics", "status",
+    "samples_per_second", "latency_ms", "memory_mb", "epochs", "time_to_target",
+    "other_metrics", "status",
 ]  # fmt: skip
 
 
@@ -167,6 +169,9 @@ def to_markdown(table: pd.DataFrame) -> str:
         unit = "%" if metric == "accuracy" else ("lower is better" if lower else "")
         lines += [f"## {task} ({metric}{', ' + unit if unit else ''})", ""]
         lines += [f"Protocol (every model): {task_protocol(group)}.", ""]
+        if group["target"].notna().any():
+            lines += [f"time_to_target: training seconds to {group['target'].dropna().iloc[0]} "
+                      f"({TARGET_RULE}).", ""]  # fmt: skip
         lines.append("| " + " | ".join(SHOWN) + " |")
         lines.append("|" + "---|" * len(SHOWN))
         for _, row in group.iterrows():

@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 from convrec.compare.leaderboard import family_summary, pareto_front
+from convrec.compare.time_to_accuracy import curve_column
 from convrec.figures import plt, save_png
 
 FAMILY_COLOURS = {"mlp": "tab:gray", "cnn": "tab:blue", "rnn": "tab:orange", "hybrid": "tab:green"}
@@ -123,14 +124,6 @@ def confusion_matrices(matrices: Mapping[str, pd.DataFrame], task: str, path: Pa
                             color="white" if value > 60 else "black")  # fmt: skip
     fig.suptitle(f"{task}: test confusion matrices (row percent)")
     _save(fig, path)
-
-
-def curve_column(history: pd.DataFrame) -> str | None:
-    """The validation column a curve shows: the first val/ metric besides the loss, else the
-    loss."""
-    columns = [c for c in history.columns if c.startswith("val/")]
-    metrics = [c for c in columns if c != "val/loss"]
-    return (metrics or columns or [None])[0]
 
 
 def _grid(panels: int):

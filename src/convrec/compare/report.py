@@ -23,6 +23,8 @@ from convrec.compare.plots import (
 )
 from convrec.compare.provenance import provenance
 from convrec.compare.references import load_references
+from convrec.compare.time_to_accuracy import TARGET_RULE
+from convrec.compare.time_to_accuracy import analyse as time_to_accuracy
 from convrec.results import run_file
 
 
@@ -41,12 +43,19 @@ def write_reports(
     runs = list(runs)
     references = load_references(task_conf, [r["task"] for r in runs]) if task_conf else None
     table = collect(results, runs, references)
+    figures_dir = reports / "figures"
+    seconds, targets, speed_figures = time_to_accuracy(results, table, figures_dir)
+    table["target"] = table["task"].map(targets)
+    table["time_to_target"] = [
+        (f"{seconds[key]:.1f}" if seconds[key] is not None else "not reached")
+        if (key := (task, model)) in seconds else None
+        for task, model in zip(table["task"], table["model"], strict=True)
+    ]
     write_text(reports / "leaderboard.csv", table.to_csv(index=False))
     claims = load_claims(results / "experiments", experiments)
     scores = family_scores(table)
     across = "\n".join(across_tasks_markdown(scores))
     write_text(reports / "leaderboard.md", to_markdown(table) + across + claims_markdown(claims))
-    figures_dir = reports / "figures"
     figures = {
         "Best model of each family per task": figures_dir / "family_matrix.png",
         "Test metric vs parameters (Pareto front)": figures_dir / "accuracy_vs_params.png",
@@ -73,7 +82,13 @@ def write_reports(
             copy = figures_dir / f"experiment_{claim['experiment']}.png"
             write_bytes(copy, claim["figure_path"].read_bytes())
             claim["figure_path"] = copy
-    write_text(reports / "index.html", render(table, figures, made_from, claims, confusions))
+    under_tables: dict[str, dict[str, Path]] = {}
+    for task, path in confusions.items():
+        under_tables.setdefault(task, {})[f"{task}: test confusion matrices"] = path
+    for task, path in speed_figures.items():
+        caption = f"{task}: time to accuracy ({TARGET_RULE}: {targets[task]})"
+        under_tables.setdefault(task, {})[caption] = path
+    write_text(reports / "index.html", render(table, figures, made_from, claims, under_tables))
     return reports
 
 
