@@ -210,12 +210,15 @@ def test_other_test_metrics_are_listed_beside_the_headline():
     assert other_metrics({"metric_key": "test/loss", "test": {"test/loss": 0.1}}) == ""
 
 
-def test_dvc_reads_every_finished_runs_metric_and_one_curve_file_per_task(tmp_path):
+def test_dvc_reads_the_verdict_in_a_few_numbers_and_one_curve_file_per_task(tmp_path):
     results = _two_mnist_runs(tmp_path)
     (results / "mnist" / "lstm" / "history.csv").write_text("epoch,val/loss\n1,0.3\n")
     runs = [{"task": "mnist", "model": m} for m in ("cnn", "lstm", "gru")]
     out = write_reports(results, runs, tmp_path / "reports")
-    assert json.loads((out / "metrics.json").read_text()) == {"mnist": {"cnn": 99.2, "lstm": 98.4}}
+    # one seed each: no test can call a winner
+    assert json.loads((out / "metrics.json").read_text()) == {
+        "rank": {"cnn": 1.0, "rnn": 2.0}, "wins": {"cnn": 0, "rnn": 0}, "ties": 0, "untested": 1
+    }
     curves = (out / "curves" / "mnist.csv").read_text().splitlines()
     assert curves == ["epoch,model,metric,value", "1,cnn,val/acc,0.97", "2,cnn,val/acc,0.985",
                       "1,lstm,val/loss,0.3"]  # fmt: skip
@@ -310,6 +313,7 @@ def test_ranks_say_tied_where_the_seeds_do_not_separate_runs_and_ties_reach_the_
 
 
 def test_families_are_ranked_across_the_tasks_they_all_ran_and_a_cd_diagram_is_drawn(tmp_path):
+    """Also what `dvc metrics show` reads: the ranks, the wins, the ties."""
     results = tmp_path / "results"
     runs = []
     for number, task in enumerate(["t1", "t2", "t3", "t4", "t5", "t6", "t7"]):
@@ -328,6 +332,9 @@ def test_families_are_ranked_across_the_tasks_they_all_ran_and_a_cd_diagram_is_d
     assert "over the 6 tasks where each has a run (t1, t2, t3, t4, t5, t6)" in markdown
     assert (reports / "figures/critical_difference.png").stat().st_size > 5_000
     assert "Critical difference across tasks" in (reports / "index.html").read_text()
+    verdict = json.loads((reports / "metrics.json").read_text())
+    assert verdict["rank"] == {"cnn": 1.0, "hybrid": 2.0, "rnn": 3.0}
+    assert verdict["wins"] == {"cnn": 7, "hybrid": 0, "rnn": 0} and verdict["ties"] == 0
 
 
 def test_time_to_accuracy_gives_each_model_its_seconds_to_the_task_target_and_a_figure(tmp_path):

@@ -1,6 +1,8 @@
-"""What `dvc metrics show` and `dvc plots show` read: every run's headline metric in one
-file, and one learning-curve file per task (long form: epoch, model, value), which the
-template .dvc/plots/learning_curves.json draws as one line per model."""
+"""What `dvc metrics show` and `dvc plots show` read: the lab's verdict in a few numbers (each
+family's average rank across tasks, the tasks each family wins, the ties), so that `dvc metrics
+show` and `dvc exp show` fit a 120-column terminal (every run's number is in
+reports/leaderboard.csv), and one learning-curve file per task (long form: epoch, model,
+value), which the template .dvc/plots/learning_curves.json draws as one line per model."""
 
 from __future__ import annotations
 
@@ -10,15 +12,23 @@ from pathlib import Path
 import pandas as pd
 
 from convrec.atomic import staged_dir, write_json
-from convrec.compare.plots import curve_column
+from convrec.compare.across_tasks import average_ranks, family_scores
+from convrec.compare.leaderboard import family_summary
+from convrec.compare.time_to_accuracy import curve_column
 
 
 def write_metrics(table: pd.DataFrame, path: Path) -> None:
-    """{task: {model: headline value}} for every finished run."""
-    done = table[table["status"] == "ok"]
-    metrics: dict[str, dict[str, float]] = {}
-    for row in done.itertuples():
-        metrics.setdefault(row.task, {})[row.model] = float(row.value)
+    """{"rank": {family: average rank}, "wins": {family: tasks won}, "ties": n, "untested": n}
+    (convrec.compare.across_tasks, convrec.compare.significance)."""
+    summary = family_summary(table)
+    winners = summary.groupby("task")["winner"].first()
+    families = sorted(set(summary["family"]))
+    metrics = {
+        "rank": {f: round(float(r), 3) for f, r in average_ranks(family_scores(table)).items()},
+        "wins": {family: int((winners == family).sum()) for family in families},
+        "ties": int((winners == "tie").sum()),
+        "untested": int((winners == "untested").sum()),
+    }
     write_json(path, metrics)
 
 
