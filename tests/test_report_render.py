@@ -14,6 +14,7 @@ import pytest
 
 from conftest import run_metrics
 from convrec.compare.report import write_reports
+from convrec.results import aggregate
 
 # Per image: decoded size, and how many distinct colours a 64x64 downsample of it holds
 # (a blank or broken image has one).
@@ -55,16 +56,26 @@ def _browser():
 
 
 def test_every_figure_of_the_report_renders_in_headless_chromium(tmp_path):
+    """Three seeds per run on five tasks, so every kind of figure is drawn: the matrix, the
+    Pareto fronts, the learning curves, the confusion matrices, the time-to-accuracy figures
+    and the critical-difference diagram."""
     results = tmp_path / "results"
-    runs = [("mnist", "cnn", "cnn", 99.2), ("mnist", "lstm", "rnn", 98.4),
-            ("mnist1d", "gru", "rnn", 96.6)]  # fmt: skip
+    runs = [(task, model, family, value - shift)
+            for shift, task in enumerate(("mnist", "mnist1d", "t3", "t4", "t5"))
+            for model, family, value in (("cnn", "cnn", 99.2), ("lstm", "rnn", 98.4),
+                                         ("cnn_lstm", "hybrid", 98.9))]  # fmt: skip
     for task, model, family, value in runs:
         folder = results / task / model
-        folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps(run_metrics(
-            task=task, model=model, family=family, value=value, params=10_000 * len(model),
-            train_seconds=value / 3, epochs=2)))  # fmt: skip
-        (folder / "history.csv").write_text("epoch,val/loss,val/acc\n1,0.3,0.9\n2,0.2,0.95\n")
+        seeds = [run_metrics(task=task, model=model, family=family, value=value + 0.1 * s,
+                             params=10_000 * len(model), train_seconds=value / 3, epochs=2,
+                             seed=s) for s in range(3)]  # fmt: skip
+        for seed in range(3):
+            (folder / "seeds" / str(seed)).mkdir(parents=True)
+            (folder / "seeds" / str(seed) / "history.csv").write_text(
+                "epoch,val/loss,val/acc,samples,train_seconds\n"
+                f"1,0.3,0.9,100,{1 + seed}\n2,0.2,0.95,100,{1 + seed}\n"
+            )
+        (folder / "metrics.json").write_text(json.dumps(aggregate(seeds, mlflow_run_id="p")))
         if task == "mnist":  # class targets leave a test confusion matrix: one figure per task
             counts = np.diag(np.full(10, 90)) + np.random.default_rng(0).integers(0, 3, (10, 10))
             names = [str(i) for i in range(10)]
@@ -82,6 +93,9 @@ def test_every_figure_of_the_report_renders_in_headless_chromium(tmp_path):
         images = browser.execute_script(PROBE)
     finally:
         browser.quit()
-    assert len(images) == len(figures) == 5
+    names = {f.name for f in figures}
+    assert {"critical_difference.png", "time_to_accuracy_mnist.png", "confusion_mnist.png",
+            "family_matrix.png", "learning_curves.png"} <= names  # fmt: skip
+    assert len(images) == len(figures) == 4 + 1 + 1 + 5  # confusion: mnist only; 5 tasks' speed
     for image in images:
         assert image["width"] > 300 and image["colours"] > 5, image
