@@ -212,5 +212,6 @@ def test_three_seeds_train_in_one_process_under_one_parent_run_and_compare_reads
     summary = read_metrics(out / "metrics.json")
     assert summary["diverged"] == 1 and len(summary["values"]) == 2
     assert [r["status"] for r in summary["runs"]] == ["finished", "diverged", "finished"]
+    assert sorted(p.name for p in (out / "seeds").iterdir()) == ["0", "2"]
     assert "(1 of 3 seeds diverged)" in to_markdown(collect(project / "results",
                                                             [{"task": "mnist1d", "model": "mlp"}]))

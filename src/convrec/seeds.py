@@ -11,6 +11,8 @@ one rename when every seed has ended.
 
 from __future__ import annotations
 
+import shutil
+
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
@@ -55,6 +57,9 @@ def train_seeds(cfg: DictConfig) -> float:
                 runs.append(read_run(folder / "metrics.json"))
             except Diverged as err:
                 print(f"convrec: {err}", flush=True)
+                # its partial files would read as a result (a history, a config); its FAILED
+                # MLflow run keeps what it logged
+                shutil.rmtree(folder, ignore_errors=True)
                 runs.append({"seed": seed, "status": "diverged", "error": str(err)})
         summary = aggregate(runs, mlflow_run_id=parent)
         write_json(out / "metrics.json", summary)
