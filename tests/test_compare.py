@@ -312,6 +312,19 @@ def test_ranks_say_tied_where_the_seeds_do_not_separate_runs_and_ties_reach_the_
     assert "Welch's two-sided t-test" in markdown
 
 
+def test_no_task_with_every_family_leaves_the_cross_task_ranks_empty(tmp_path):
+    results = tmp_path / "results"
+    pairs = (("mnist", "cnn", "cnn"), ("mnist", "cnn_lstm", "hybrid"), ("mnist1d", "cnn", "cnn"),
+             ("mnist1d", "gru", "rnn"))  # fmt: skip
+    for task, model, family in pairs:
+        _seeded(results, task, model, family, [90.0, 91.0])
+    runs = [{"task": task, "model": model} for task, model, _ in pairs]
+    reports = write_reports(results, runs, tmp_path / "reports")
+    verdict = json.loads((reports / "metrics.json").read_text())  # strict JSON: no NaN rank
+    assert verdict["rank"] == {}
+    assert "## Across tasks" not in (reports / "leaderboard.md").read_text()
+
+
 def test_families_are_ranked_across_the_tasks_they_all_ran_and_a_cd_diagram_is_drawn(tmp_path):
     """Also what `dvc metrics show` reads: the ranks, the wins, the ties."""
     results = tmp_path / "results"

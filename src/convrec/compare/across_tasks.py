@@ -34,6 +34,9 @@ def family_scores(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def average_ranks(scores: pd.DataFrame) -> pd.Series:
+    """Each family's mean rank; empty where no task has a run of every family."""
+    if scores.empty:
+        return pd.Series(dtype=float)
     return scores.rank(axis=1, ascending=False).mean().sort_values()
 
 
