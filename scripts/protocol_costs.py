@@ -32,6 +32,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--out", type=Path, help="write the table here as JSON")
+    parser.add_argument("--prepared", type=Path, default=ROOT / "data" / "prepared")
     args = parser.parse_args()
 
     from convrec.compose import compose_config
@@ -43,6 +44,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="convrec-costs-"))
     for number, (name, run) in enumerate(runs.items(), start=1):
         overrides = [f"task={run.task}", f"model={run.model}", f"profile={args.profile}",
+                     f"paths.prepared={args.prepared.resolve()}",
                      f"paths.results={scratch / 'results'}",
                      f"tracking.uri=sqlite:///{scratch / 'mlflow.db'}",
                      "tracking.system_metrics_interval=null"]  # fmt: skip

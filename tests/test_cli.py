@@ -1,11 +1,14 @@
 """The stage entry points refuse bad names in one line, before anything loads."""
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
-from conftest import CONF, run_stage
+from conftest import CONF, REPO, run_stage
 from convrec.cli import check_choices
 from convrec.errors import ConvrecError
 
@@ -64,3 +67,18 @@ def test_a_queued_dvc_experiment_writes_in_its_copy_and_tracks_to_the_project_st
     assert store_root(copy) == (tmp_path / "repo").resolve()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert tracking_uri(None, copy) == f"sqlite:///{(tmp_path / 'repo' / 'mlflow.db').resolve()}"
+
+
+def test_protocol_costs_predicts_a_run_s_seed_from_one_measured_epoch(tmp_path, prepared_root):
+    out = tmp_path / "costs.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "protocol_costs.py"), "mnist1d-mlp",
+         "--profile", "tiny", "--seeds", "3", "--prepared", str(prepared_root), "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    costs = json.loads(out.read_text())
+    (row,) = costs["rows"]
+    assert row["run"] == "mnist1d-mlp" and row["epochs"] == 1 and row["epoch_seconds"] > 0
+    assert costs["tasks"] == {"mnist1d": row["seed_seconds"]}
+    assert "3 seeds:" in done.stdout
