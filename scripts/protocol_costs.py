@@ -1,6 +1,7 @@
 """What each task's protocol costs on this machine, before a whole `dvc repro` pays for it.
 
-For every run of conf/pipeline.yaml (or those named), trains one epoch through the lab's
+For every run of conf/pipeline.yaml (or those named), trains one epoch (a few where an epoch is
+shorter than 8 steps) through the lab's
 training path (convrec.training.train, a scratch MLflow store and results folder), reads the
 epoch's training seconds and the validation pass's, and predicts the fit seconds of one seed
 under the task's protocol (epochs x that epoch); the last lines give each task's total and the
@@ -36,6 +37,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from convrec.compose import compose_config
+    from convrec.data.prepare import load_meta
+    from convrec.protocol import examples
     from convrec.training import train
 
     pipeline = OmegaConf.load(ROOT / "conf" / "pipeline.yaml")
@@ -50,13 +53,17 @@ def main() -> int:
                      "tracking.system_metrics_interval=null"]  # fmt: skip
         cfg = compose_config(ROOT / "conf", "train", overrides)
         epochs = int(cfg.trainer.max_epochs)
-        cfg.trainer.max_epochs = 1
+        # enough epochs for 8 steps: the one-cycle schedule needs a few (UCR epochs are 3-5)
+        train_examples = examples(cfg, load_meta(args.prepared / run.task))["train"]
+        steps = -(-train_examples // int(cfg.task.batch_size))
+        probe = min(epochs, -(-8 // steps))
+        cfg.trainer.max_epochs = probe
         started = time.perf_counter()
         train(cfg)
         wall = time.perf_counter() - started
         metrics = json.loads((scratch / "results" / run.task / run.model / "metrics.json")
                              .read_text())  # fmt: skip
-        epoch = float(metrics["train_seconds"])  # fit: one epoch and its validation pass
+        epoch = float(metrics["train_seconds"]) / probe  # an epoch and its validation pass
         row = {"run": name, "epochs": epochs, "epoch_seconds": round(epoch, 2),
                "seed_seconds": round(epoch * epochs, 1),
                "one_epoch_wall": round(wall, 1)}  # fmt: skip
