@@ -44,14 +44,18 @@ def protocol(cfg: DictConfig, meta: Mapping | None = None) -> dict:
     return fields
 
 
+def split_limits(cfg: DictConfig) -> dict[str, int | None]:
+    """Each split's cut for the run's profile: the task's `<split>_limit` (None: the whole
+    split). The datamodule cuts by it, and the protocol counts by it."""
+    return {split: by_profile(cfg.task.get(f"{split}_limit"), str(cfg.profile))
+            for split in SPLITS}  # fmt: skip
+
+
 def examples(cfg: DictConfig, meta: Mapping) -> dict[str, int]:
-    """How many examples of each prepared split a run reads: the split, cut to the task's
-    `<split>_limit` for the profile."""
-    profile = str(cfg.profile)
+    """How many examples of each prepared split a run reads: the split, cut to its limit."""
     sizes = {}
-    for split in SPLITS:
+    for split, limit in split_limits(cfg).items():
         size = int(meta["split_sizes"][split])
-        limit = by_profile(cfg.task.get(f"{split}_limit"), profile)
         sizes[split] = min(size, int(limit)) if limit is not None else size
     return sizes
 

@@ -27,14 +27,13 @@ from convrec.atomic import staged_dir, write_json, write_text
 from convrec.config_check import check_config
 from convrec.costs import TrainingMemory, latency_ms
 from convrec.data.datamodule import PreparedDataModule
-from convrec.data.tasks import by_profile
 from convrec.errors import Diverged
 from convrec.lit import module_for
 from convrec.lit.history import EpochHistory, read_history
 from convrec.models import MODELS, build_model, count_parameters
 from convrec.models.spec import IOSpec
 from convrec.paths import project_root
-from convrec.protocol import protocol
+from convrec.protocol import protocol, split_limits
 from convrec.tracking.mlflow_run import (
     RunLogger,
     flatten,
@@ -172,11 +171,9 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
 
 def datamodule_for(cfg: DictConfig, root: Path) -> PreparedDataModule:
     """The run's prepared task, cut to the profile's split limits."""
-    limits = {split: by_profile(cfg.task.get(f"{split}_limit"), str(cfg.profile))
-              for split in ("train", "test")}  # fmt: skip
     return PreparedDataModule(
-        root / cfg.paths.prepared / cfg.task.name, cfg.task.batch_size, cfg.num_workers, limits,
-        cfg.seed,
+        root / cfg.paths.prepared / cfg.task.name, cfg.task.batch_size, cfg.num_workers,
+        split_limits(cfg), cfg.seed,
     )  # fmt: skip
 
 
