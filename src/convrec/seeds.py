@@ -72,12 +72,11 @@ def train_seeds(cfg: DictConfig) -> float:
     return float(best) if best is not None else float("nan")
 
 
-
 def parent_metrics(summary: dict) -> dict[str, float]:
     """What the parent run holds: the headline's mean, std and CI, and each cost's mean (under
     the run's own name, as on a single run) with its std and CI."""
-    metrics = {key: summary.get(key) for key in ("value_mean", "value_std", "value_ci95",
-                                                 "seeds", "diverged", "params")}  # fmt: skip
+    keys = ("value", "value_mean", "value_std", "value_ci95", "seeds", "diverged", "params")
+    metrics = {key: summary.get(key) for key in keys}
     for key, spread in summary["spread"].items():
         metrics[key] = summary.get(key)
         metrics |= {f"{key}_{name}": value for name, value in spread.items()}
