@@ -27,10 +27,9 @@ def family_scores(table: pd.DataFrame) -> pd.DataFrame:
     if summary.empty:
         return pd.DataFrame()
     families = [f for f in FAMILIES if f in set(summary["family"])]
-    scores = summary.pivot(index="task", columns="family", values="value")[families]
-    lower = table.groupby("task")["higher_is_better"].agg(lambda s: s.dropna().eq(False).any())
-    signs = [-1.0 if lower.get(task, False) else 1.0 for task in scores.index]
-    return scores.mul(signs, axis=0).dropna()
+    signed = summary["value"].where(summary["higher_is_better"], -summary["value"])
+    scores = summary.assign(value=signed).pivot(index="task", columns="family", values="value")
+    return scores[families].dropna()
 
 
 def average_ranks(scores: pd.DataFrame) -> pd.Series:

@@ -241,7 +241,8 @@ def cell(value) -> str:
 def family_summary(table: pd.DataFrame) -> pd.DataFrame:
     """The best finished run of each family on each task, one row per (task, family), with
     `relative`: its value as a percentage of the task's best (best / value where lower is
-    better), so tasks with different metrics share one colour scale."""
+    better), so tasks with different metrics share one colour scale; with the task's direction
+    (`higher_is_better`) and its `winner` (convrec.compare.significance)."""
     done = table[table["status"] == "ok"].dropna(subset=["value", "family"])
     rows = []
     for task, group in done.groupby("task", sort=True):
@@ -253,11 +254,13 @@ def family_summary(table: pd.DataFrame) -> pd.DataFrame:
             value = float(top["value"])
             relative = 100 * (best / value if lower else value / best) if best and value else 0.0
             tops.append({"task": task, "family": family, "model": top["model"], "value": value,
-                         "relative": relative, "values": top.get("values")})  # fmt: skip
+                         "relative": relative, "values": top.get("values"),
+                         "higher_is_better": not lower})  # fmt: skip
         tops.sort(key=lambda r: r["value"], reverse=not lower)
         winner = winning_family(pd.DataFrame(tops))
         rows += [{**top, "winner": winner} for top in tops]
-    columns = ["task", "family", "model", "value", "relative", "values", "winner"]
+    columns = ["task", "family", "model", "value", "relative", "values", "higher_is_better",
+               "winner"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 
 
