@@ -215,3 +215,16 @@ def test_three_seeds_train_in_one_process_under_one_parent_run_and_compare_reads
     assert sorted(p.name for p in (out / "seeds").iterdir()) == ["0", "2"]
     assert "(1 of 3 seeds diverged)" in to_markdown(collect(project / "results",
                                                             [{"task": "mnist1d", "model": "mlp"}]))
+
+
+def test_seeds_train_one_after_the_other_only_where_lightning_uses_one_device():
+    """`trainer.devices=auto` means one device on a machine with at most one GPU (it used to
+    fail on int("auto")); two devices, or all of them (-1), need one seed per command."""
+    import torch
+    from omegaconf import ListConfig
+
+    from convrec.seeds import one_device
+
+    assert one_device(1) and one_device("1") and one_device(None) and one_device(ListConfig([0]))
+    assert one_device("auto") == (torch.cuda.device_count() <= 1)
+    assert not one_device(2) and not one_device(-1) and not one_device([0, 1])

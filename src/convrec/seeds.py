@@ -19,11 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from convrec.atomic import staged_dir, write_json
 from convrec.config_check import check_config
 from convrec.errors import ConvrecError, Diverged
-from convrec.models import MODELS
 from convrec.paths import project_root
 from convrec.results import SEEDS_DIR, aggregate, read_run
-from convrec.tracking.mlflow_run import git_commit, tracked_run, tracking_uri
-from convrec.training import train
+from convrec.tracking.mlflow_run import tracked_run, tracking_uri
+from convrec.training import run_tags, train
 
 
 def train_seeds(cfg: DictConfig) -> float:
@@ -33,16 +32,14 @@ def train_seeds(cfg: DictConfig) -> float:
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ConvrecError(f"seeds={count!r} is invalid: it must be an integer >= 1 (or null "
                            "for the one run of `seed`); pass seeds=<n>")  # fmt: skip
-    if int(cfg.trainer.get("devices", 1) or 1) != 1 or cfg.trainer.get("num_nodes", 1) != 1:
+    if not one_device(cfg.trainer.get("devices", 1)) or cfg.trainer.get("num_nodes", 1) != 1:
         raise ConvrecError("seeds=<n> trains its seeds one after the other in one process; "
                            "on several devices train one seed per command (seed=<n>)")  # fmt: skip
     root = project_root()
     task, model = cfg.task.name, cfg.model.name
     seeds = [int(cfg.seed) + i for i in range(count)]
     uri = tracking_uri(cfg.tracking.uri, root)
-    tags = {"task": task, "model": model, "family": MODELS.get(model).family,
-            "profile": str(cfg.profile), "git_commit": git_commit(root),
-            "seeds": ",".join(map(str, seeds))}  # fmt: skip
+    tags = run_tags(cfg, root) | {"seeds": ",".join(map(str, seeds))}
     with (
         staged_dir(root / cfg.paths.results / task / model) as out,
         tracked_run(uri, task, model, tags, system_metrics_interval=None) as parent,
@@ -70,6 +67,19 @@ def train_seeds(cfg: DictConfig) -> float:
                        "lower model.lr or set trainer.gradient_clip_val")  # fmt: skip
     best = summary.get("best_val")
     return float(best) if best is not None else float("nan")
+
+
+def one_device(devices) -> bool:
+    """Whether Lightning's `devices` setting trains in one process: 1, one listed device, or
+    "auto" where at most one GPU is visible ("auto" takes every GPU there is)."""
+    listed = OmegaConf.is_list(devices) or isinstance(devices, list | tuple)
+    if devices in (None, 1, "1") or (listed and len(devices) == 1):
+        return True
+    if devices == "auto":
+        import torch
+
+        return torch.cuda.device_count() <= 1
+    return False
 
 
 def parent_metrics(summary: dict) -> dict[str, float]:

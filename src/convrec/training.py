@@ -88,9 +88,8 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
                 out = Path(into)
                 out.mkdir(parents=True, exist_ok=True)
             # best_val_mode: whether a sweep ranks this run's best_val high or low
-            tags = {"task": task, "model": model_name, "family": family, "seed": str(cfg.seed),
-                    "profile": str(cfg.profile), "git_commit": git_commit(root),
-                    "best_val_mode": module.monitor_mode}  # fmt: skip
+            mode = module.monitor_mode
+            tags = run_tags(cfg, root) | {"seed": str(cfg.seed), "best_val_mode": mode}
             interval = cfg.tracking.system_metrics_interval
             name = model_name if parent_run is None else f"{model_name} seed {cfg.seed}"
             run_id = stack.enter_context(tracked_run(uri, task, name, tags, interval, parent_run))
@@ -167,6 +166,13 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
             mlflow.log_artifact(str(out / name))
         mlflow.log_artifacts(str(out / "checkpoints"), artifact_path="checkpoints")
     return metrics["best_val"] if metrics["best_val"] is not None else float("nan")
+
+
+def run_tags(cfg: DictConfig, root: Path) -> dict[str, str]:
+    """What every run of a (task, model) is found by in MLflow, a seed's or its parent's."""
+    return {"task": cfg.task.name, "model": cfg.model.name,
+            "family": MODELS.get(cfg.model.name).family, "profile": str(cfg.profile),
+            "git_commit": git_commit(root)}  # fmt: skip
 
 
 def datamodule_for(cfg: DictConfig, root: Path) -> PreparedDataModule:
