@@ -9,7 +9,8 @@ from convrec.data.tasks.moving_digits import DIRECTIONS, bounce, clip, moving_sa
 from convrec.data.tasks.multidigit import HEIGHT, WIDTH, compose, multidigit_samples
 from convrec.errors import ConvrecError
 from convrec.models import build_model
-from convrec.models.spec import TARGET_PAD, IOSpec
+from convrec.models.spec import IOSpec
+from convrec.targets import TARGET_PAD
 
 
 def block(width: int, value: int, ink_from: int = 5) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
+from stage_deps import stages_missing_deps
 
 from conftest import REPO, SHRUNK_EXPERIMENTS
 
@@ -76,12 +77,20 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["CONVREC_DATA_MIRROR"] = str(mirror)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    # every stage's process records the files it loaded (tests/stage_imports/sitecustomize.py)
+    records = tmp_path / "imports"
+    records.mkdir()
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests/stage_imports"),
+                                         *filter(None, [env.get("PYTHONPATH")])])  # fmt: skip
+    env["CONVREC_RECORD_IMPORTS"] = str(records)
 
     first = _dvc(project, env, "repro")
     expected = {f"prepare@{t}" for t in pipeline.tasks} | {f"train@{r}" for r in RUNS}
     expected |= {f"bench@{e}" for e in pipeline.experiments} | {"compare"}
     expected |= {f"speed@{e}" for e in pipeline.speed}
     assert _stages_run(first.stdout) == expected
+    # an edit to any file of the project's code a stage loaded reruns that stage
+    assert stages_missing_deps(project, records, REPO) == {}
 
     with open(project / "reports/leaderboard.csv", newline="") as handle:
         table = list(csv.DictReader(handle))

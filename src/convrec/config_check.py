@@ -12,7 +12,7 @@ from numbers import Real
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from convrec.data.tasks import TASKS
+from convrec.data.tasks import TASKS, check_validation_split
 from convrec.errors import ConvrecError
 from convrec.models import MODELS
 
@@ -38,15 +38,6 @@ RULES: list[tuple[str, Callable[[object], bool], str]] = [
     ("optimizer.lr", _positive, "a number > 0"),
     ("task.select", lambda v: v in (None, "val", "last"), "val (best validation score) or last"),
 ]
-
-
-def check_validation_split(task: DictConfig) -> None:
-    """A task without a validation split (val_size 0) has no score to pick an epoch by."""
-    if task.get("val_size") == 0 and task.get("select", "val") != "last":
-        raise ConvrecError(
-            f"task {task.name}: val_size=0 leaves no validation split to pick the best epoch by; "
-            f"set select: last or val_size >= 1 in conf/task/{task.name}.yaml"
-        )
 
 
 def check_config(cfg: DictConfig) -> None:

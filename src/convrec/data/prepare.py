@@ -14,9 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from convrec.atomic import staged_dir, write_json, write_text
-from convrec.config_check import check_validation_split
 from convrec.data.checksums import digest
-from convrec.data.tasks import INPUT_KINDS, TARGET_KINDS, TASKS, RawSplits
+from convrec.data.tasks import INPUT_KINDS, TARGET_KINDS, TASKS, RawSplits, check_validation_split
 from convrec.errors import ConvrecError
 
 FORMAT_VERSION = 2

@@ -18,7 +18,8 @@ from torchmetrics import Metric
 from convrec.errors import ConvrecError
 from convrec.lit.base import ACCURACY, LOSS, SupervisedModule, metric_key
 from convrec.models.decoding import DECODINGS, ctc_greedy, slots_greedy
-from convrec.models.spec import TARGET_PAD, IOSpec
+from convrec.models.spec import IOSpec
+from convrec.targets import TARGET_PAD
 
 ERROR_RATE = "der"  # digit error rate
 

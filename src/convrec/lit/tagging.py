@@ -12,7 +12,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from convrec.lit.base import F1, LOSS, STAGES, SupervisedModule, metric_key
-from convrec.models.spec import TARGET_PAD, IOSpec
+from convrec.models.spec import IOSpec
+from convrec.targets import TARGET_PAD
 
 
 class SlotF1(Metric):

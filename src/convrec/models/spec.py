@@ -6,10 +6,6 @@ from dataclasses import dataclass
 
 import torch
 
-# The target where there is nothing to predict: after a sequence's last class, on padded
-# tokens. Losses ignore it and scores skip it.
-TARGET_PAD = -1
-
 
 @dataclass(frozen=True)
 class IOSpec:

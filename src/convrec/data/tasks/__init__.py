@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from convrec.errors import ConvrecError
 from convrec.registry import Registry
 
 INPUT_KINDS = ("image", "sequence", "tokens", "video")
@@ -79,3 +80,12 @@ def split_rng(seed: int, split: str) -> np.random.Generator:
 Loader = Callable[[DictConfig, Path], RawSplits]
 
 TASKS: Registry[Loader] = Registry("task", "convrec.data.tasks", "task")
+
+
+def check_validation_split(task: DictConfig) -> None:
+    """A task without a validation split (val_size 0) has no score to pick an epoch by."""
+    if task.get("val_size") == 0 and task.get("select", "val") != "last":
+        raise ConvrecError(
+            f"task {task.name}: val_size=0 leaves no validation split to pick the best epoch by; "
+            f"set select: last or val_size >= 1 in conf/task/{task.name}.yaml"
+        )

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from convrec.data.tasks import TASKS, RawSplits, by_profile
 from convrec.data.tasks.mnist import digit_splits, shrink
 from convrec.errors import ConvrecError
-from convrec.models.spec import TARGET_PAD
+from convrec.targets import TARGET_PAD
 
 HEIGHT, WIDTH = 32, 144  # room for 5 full-width digits (5 x 28 = 140), before `downscale`
 

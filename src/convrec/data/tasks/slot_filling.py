@@ -29,7 +29,7 @@ from seqeval.metrics import f1_score
 from convrec.data.tasks import TASKS, RawSplits, by_profile, split_rng
 from convrec.data.text import Vocabulary, pad_ids
 from convrec.errors import ConvrecError
-from convrec.models.spec import TARGET_PAD
+from convrec.targets import TARGET_PAD
 
 SLOTS = ("origin", "destination", "depart_date", "return_date", "depart_time", "airline",
          "fare_class")  # fmt: skip
