@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,16 +28,63 @@ class Diverged(ConvrecError):
     exit_code = 3
 
 
+class Interrupted(BaseException):
+    """SIGTERM (what SLURM, systemd and Kubernetes send) or SIGINT (Ctrl+C) arrived.
+
+    A BaseException, like KeyboardInterrupt, so no `except Exception` swallows it: it unwinds
+    every context on its way out (the MLflow run ends KILLED, a staging folder is removed) and
+    the process exits 128 + the signal's number, as a shell reports a process the signal
+    killed (143 for SIGTERM, 130 for SIGINT), so a scheduler never reads it as a success."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT raise Interrupted where the main thread is; a
+    second one while the first unwinds is ignored, so the clean-up finishes. Lightning wraps
+    the handler during `fit` (it keeps handlers it finds), so it fires there too: without
+    this, Lightning turns SIGTERM into an exit without a code (0) and SIGINT into exit 1."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; a launcher's worker thread has its own
+        return
+    stopping = []
+
+    def stop(signum, _frame) -> None:
+        if not stopping:
+            stopping.append(signum)
+            raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn a ConvrecError into one line on stderr and a non-zero exit.
+    """Turn a ConvrecError into one line on stderr and a non-zero exit, and SIGTERM or
+    SIGINT into one line and exit 128 + the signal.
 
     SystemExit is a BaseException, so Hydra's error reporter (which catches
     Exception and prints a trimmed traceback) lets it through untouched.
     """
     try:
-        yield
+        with stop_on_signals():
+            yield
     except ConvrecError as err:
         message = " ".join(str(err).split())
         print(f"convrec: error: {message}", file=sys.stderr, flush=True)
         sys.exit(err.exit_code)
+    except Interrupted as stop:
+        print(f"convrec: {stop}; what it had made so far is discarded and earlier results "
+              "are unchanged", file=sys.stderr, flush=True)  # fmt: skip
+        sys.exit(stop.exit_code)

@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from convrec.errors import Interrupted
 from convrec.paths import store_root
 
 DB_NAME = "mlflow.db"
@@ -77,7 +78,8 @@ def tracked_run(
     system_metrics_interval: float | None = 5.0,
     parent: str | None = None,
 ) -> Iterator[str]:
-    """Yield the id of a new run; end it FINISHED, or FAILED if the block raises.
+    """Yield the id of a new run; end it FINISHED, FAILED if the block raises, or KILLED if a
+    signal stopped it (convrec.errors.Interrupted).
 
     System metrics (CPU, memory, GPU) are sampled every `system_metrics_interval`
     seconds for the run's whole life; None turns them off. `parent`: the id of the active
@@ -101,6 +103,9 @@ def tracked_run(
     )
     try:
         yield run.info.run_id
+    except (Interrupted, KeyboardInterrupt):  # stopped from outside: not the run's own failure
+        mlflow.end_run(status="KILLED")
+        raise
     except BaseException:
         mlflow.end_run(status="FAILED")
         raise

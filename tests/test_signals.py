@@ -1,0 +1,58 @@
+"""SIGTERM (what SLURM, systemd and Kubernetes send) and SIGINT (Ctrl+C) during a real fit:
+exit 128 + the signal with one line, the MLflow run ended KILLED, the previous results and the
+results folder left as they were."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO
+
+
+def _running_fit(uri: str) -> bool:
+    """Whether the run has logged a training loss (so `fit` is under way)."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("mnist1d")
+    if experiment is None:
+        return False
+    runs = client.search_runs([experiment.experiment_id])
+    return any(r.info.status == "RUNNING" and client.get_metric_history(r.info.run_id,
+               "train/loss") for r in runs)  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_fit_exits_128_plus_it_and_ends_the_run_killed(
+    tmp_path, prepared_root, signum, code
+):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "results/mnist1d/mlp").mkdir(parents=True)
+    (tmp_path / "results/mnist1d/mlp/metrics.json").write_text("{}\n")  # "the previous result"
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "pipelines/train.py"), "task=mnist1d", "model=mlp",
+         "profile=tiny", "trainer.max_epochs=100000", "tracking.system_metrics_interval=null",
+         f"paths.prepared={prepared_root}", f"paths.results={tmp_path / 'results'}",
+         f"tracking.uri={uri}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not _running_fit(uri):
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the fit did not start within 2 minutes"
+        time.sleep(0.5)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == code, stderr[-3000:]
+    assert "Traceback" not in stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("convrec:")]
+    assert f"stopped by {signal.Signals(signum).name}" in line
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("mnist1d").experiment_id])
+    assert run.info.status == "KILLED"
+    assert (tmp_path / "results/mnist1d/mlp/metrics.json").read_text() == "{}\n"
+    assert [p.name for p in (tmp_path / "results/mnist1d").iterdir()] == ["mlp"]  # no staging
