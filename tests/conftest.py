@@ -73,7 +73,7 @@ def run_metrics(**fields) -> dict:
         "train_seconds": 12.5, "samples_per_second": 4000.0, "epochs": 3, "best_val": 98.0,
         "test": {}, "profile": "quick", "seed": 0, "device": "cpu", "precision": "32-true",
         "world_size": 1, "mlflow_run_id": "0123", "baseline": None, "protocol": {},
-        "test_samples": 100, "latency_ms": 0.5, "memory_mb": 1.0,
+        "test_samples": 100, "latency_ms": 0.5, "latency_iqr_ms": 0.05, "memory_mb": 1.0,
     }  # fmt: skip
     assert set(metrics) == set(RUN_KEYS)  # the contract and this example agree
     return metrics | fields

@@ -3,13 +3,15 @@ inference latency."""
 
 from __future__ import annotations
 
+import time
+
 import lightning as L
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from convrec.costs import MIB, TrainingMemory, latency_ms
+from convrec.costs import MIB, TrainingMemory, latency
 
 N, IN, HIDDEN = 8, 10, 20
 
@@ -42,7 +44,16 @@ def test_training_memory_counts_weights_gradients_adam_state_and_saved_activatio
     assert memory.megabytes == pytest.approx((weights + weights + adam + memory.saved_bytes) / MIB)
 
 
-def test_latency_is_the_median_of_timed_calls():
+def test_latency_warms_up_then_times_enough_calls_for_a_median_and_its_spread():
     calls = []
-    ms = latency_ms(lambda: calls.append(1), torch.device("cpu"), repeats=5)
-    assert len(calls) == 8 and 0 < ms < 1  # three warm-up calls, then five timed
+    timed = latency(lambda: calls.append(1), torch.device("cpu"), warmup_seconds=0.0,
+                    min_calls=5, min_seconds=0.0)  # fmt: skip
+    assert len(calls) == 3 + 5 and timed.calls == 5  # three warm-up calls at least, then five
+    assert 0 < timed.median_ms < 1 and 0 <= timed.iqr_ms < 1
+
+    def sleepy():
+        time.sleep(0.002)
+
+    timed = latency(sleepy, torch.device("cpu"), warmup_seconds=0.01, min_calls=5,
+                    min_seconds=0.05)  # fmt: skip
+    assert 5 < timed.calls <= 26 and timed.median_ms >= 2.0  # the time floor, not 5 calls

@@ -32,7 +32,7 @@ RUN_KEYS: dict[str, tuple] = {
     "best_val": (Real, type(None)), "test": (dict,), "profile": (str,), "seed": (int,),
     "device": (str,), "precision": (str,), "world_size": (int,), "mlflow_run_id": (str,),
     "baseline": (dict, type(None)), "protocol": (dict,), "test_samples": (int,),
-    "latency_ms": (Real,), "memory_mb": (Real, type(None)),
+    "latency_ms": (Real,), "latency_iqr_ms": (Real,), "memory_mb": (Real, type(None)),
 }  # fmt: skip
 # What the aggregate of several seeds adds; `value` is then the mean (None: every seed diverged).
 AGGREGATE_KEYS: dict[str, tuple] = {
@@ -42,7 +42,8 @@ AGGREGATE_KEYS: dict[str, tuple] = {
 }  # fmt: skip
 # The costs averaged over the finished seeds in the aggregate, each with its spread; `value`
 # is averaged too (with value_std, value_ci95); the other run keys are the first seed's.
-AVERAGED = ("train_seconds", "samples_per_second", "latency_ms", "memory_mb", "best_val")
+AVERAGED = ("train_seconds", "samples_per_second", "latency_ms", "latency_iqr_ms", "memory_mb",
+            "best_val")  # fmt: skip
 
 
 def check(metrics: Mapping, keys: Mapping[str, tuple], where: str) -> dict:

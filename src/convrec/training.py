@@ -25,7 +25,7 @@ from torchinfo import summary
 
 from convrec.atomic import staged_dir, write_json, write_text
 from convrec.config_check import check_config
-from convrec.costs import TrainingMemory, latency_ms
+from convrec.costs import TrainingMemory, latency
 from convrec.data.datamodule import PreparedDataModule
 from convrec.errors import Diverged
 from convrec.lit import module_for
@@ -50,7 +50,8 @@ PROGRESS_REFRESH_BATCHES = 10
 os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
 
 # also logged as MLflow metrics (those a run measured: memory is not, under ddp_spawn)
-MEASURED = ("params", "train_seconds", "samples_per_second", "latency_ms", "memory_mb")
+MEASURED = ("params", "train_seconds", "samples_per_second", "latency_ms", "latency_iqr_ms",
+            "memory_mb")
 
 
 def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = None) -> float:
@@ -221,12 +222,15 @@ def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -
 
 def _costs(module, datamodule, device: torch.device, memory: TrainingMemory) -> dict:
     """Inference latency on the first test example, served as the test loader serves it (a
-    text cut to its own length), and the training step's tensor memory (convrec.costs)."""
+    text cut to its own length): its median and interquartile range; and the training step's
+    tensor memory (convrec.costs)."""
     example = datamodule.datasets["test"].__getitems__([0])
     x, *rest, _ = (t.to(device) for t in example)
     module.to(device).eval()
+    timed = latency(lambda: module.predict(x, *rest), device)
     costs = {
-        "latency_ms": round(latency_ms(lambda: module.predict(x, *rest), device), 4),
+        "latency_ms": round(timed.median_ms, 4),
+        "latency_iqr_ms": round(timed.iqr_ms, 4),
         "memory_mb": round(memory.megabytes, 3) if memory.megabytes is not None else None,
     }
     if memory.cuda_peak_megabytes is not None:

@@ -26,7 +26,8 @@ COLUMNS = [
     "value_ci95", "values", "diverged", "reference", "delta", "reference_source",
     "reference_protocol",
     "baseline", "higher_is_better", "params", "train_seconds", "samples_per_second",
-    "latency_ms", "memory_mb", "epochs", "best_val", "other_metrics", "profile", "device",
+    "latency_ms", "latency_iqr_ms", "memory_mb", "epochs", "best_val", "other_metrics", "profile",
+    "device",
     "precision", "protocol", "time_to_target", "target", "status", "mlflow_run_id",
 ]  # fmt: skip
 SHOWN = [  # the columns of each task's table ("value": the mean ± the 95% CI over the seeds)
@@ -156,8 +157,10 @@ def to_markdown(table: pd.DataFrame) -> str:
         "Test-set headline metric of every run, best first per task, beside the published",
         "number for the same model where there is one (delta = ours - published);",
         "other_metrics: the run's other test metrics, in percent. samples_per_second: training",
-        "throughput; latency_ms: inference on one test example; memory_mb: a training step's",
-        "tensors (weights, gradients, optimizer state, activations saved for backward).",
+        "throughput; latency_ms: inference on one test example (the median of timed calls after",
+        "a warm-up; leaderboard.csv's latency_iqr_ms: their interquartile range); memory_mb: a",
+        "training step's tensors (weights, gradients, optimizer state, activations saved for",
+        "backward).",
         f"value: the mean ± the 95% confidence interval over the seeds. rank: {TEST}; a run",
         "the best one does not beat is ranked 1 (tied).",
         "",
