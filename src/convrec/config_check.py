@@ -40,6 +40,39 @@ RULES: list[tuple[str, Callable[[object], bool], str]] = [
 ]
 
 
+# model.net keys that count something (units, channels, layers, a kernel's width): an integer
+# >= 1, or a list of them (one per layer; empty for none)
+SIZE_KEYS = ("embed_dim", "hidden_size", "kernel_size", "pool_size", "num_layers", "cell_hidden",
+             "stride", "dilation", "groups", "g_hidden", "filters", "beam_size", "features",
+             "channels", "hidden", "kernels", "kernel_sizes")  # fmt: skip
+
+
+def _sizes(v: object) -> bool:
+    values = list(v) if OmegaConf.is_list(v) or isinstance(v, list | tuple) else [v]
+    return all(_int_at_least(1)(x) for x in values)
+
+
+def _probability(v: object) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool) and 0 <= v < 1
+
+
+def check_model_hparams(cfg: DictConfig) -> None:
+    """The model's own hyperparameters by what their names say: a dropout is a probability
+    in [0, 1) (1 would drop everything), a size is a positive integer."""
+    net = cfg.model.get("net") or {}
+    for key, value in net.items():
+        if str(key).endswith("dropout") and not _probability(value):
+            requirement = "a number in [0, 1)"
+        elif key in SIZE_KEYS and not _sizes(value):
+            requirement = "an integer >= 1 (or a list of them)"
+        else:
+            continue
+        raise ConvrecError(
+            f"model.net.{key}={value!r} is invalid: it must be {requirement}; pass "
+            f"model.net.{key}=<value> or fix conf/model/{cfg.model.name}.yaml"
+        )
+
+
 def check_config(cfg: DictConfig) -> None:
     try:
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
@@ -55,4 +88,5 @@ def check_config(cfg: DictConfig) -> None:
                 f"{key}={value!r} is invalid: it must be {requirement}; "
                 f"pass {key}=<value> or fix it in conf/"
             )
+    check_model_hparams(cfg)
     check_validation_split(cfg.task)

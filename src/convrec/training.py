@@ -65,6 +65,7 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
     root = project_root()
     task, model_name = cfg.task.name, cfg.model.name
     datamodule = datamodule_for(cfg, root)
+    datamodule.load()  # read and verify it before a run opens: bad data is one line, no run
     spec = IOSpec.from_meta(datamodule.meta)
     fields = protocol(cfg, datamodule.meta)
     family = MODELS.get(model_name).family
@@ -133,7 +134,7 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
                                "batch.world_size": trainer.world_size,
                                "device": str(trainer.strategy.root_device),
                                "precision": str(trainer.precision)})  # fmt: skip
-        if trainer.world_size == 1:  # read the data before the clock starts, onto the device
+        if trainer.world_size == 1:  # onto the device before the clock starts
             datamodule.load(trainer.strategy.root_device)
         started = time.perf_counter()
         try:

@@ -113,8 +113,14 @@ class PreparedDataModule(L.LightningDataModule):
 
     def load(self, device: torch.device | str = "cpu") -> None:
         """Read every split into memory on `device`. On a GPU the whole set stays there and
-        each batch is cut from it in place: no host-to-device copy per step."""
+        each batch is cut from it in place: no host-to-device copy per step. Loaded already
+        (training reads and verifies the data before it opens a run), it moves there."""
+        device = torch.device(device)
         if self.datasets:
+            for split, data in self.datasets.items():
+                if data.tensors[0].device != device:
+                    moved = (t.to(device) for t in data.tensors)
+                    self.datasets[split] = BatchIndexedDataset(*moved, trim=data.trim)
             return
         for split in SPLITS:
             tensors = load_split(self.task_dir, split, verify_against=self.meta)

@@ -7,6 +7,7 @@ test split. The folder appears complete or not at all.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -132,25 +133,55 @@ def _channel_stats(
     return values.mean(1).tolist(), values.std(1).tolist()
 
 
+# what every reader of meta.json relies on (convrec.models.spec, the datamodule, protocol)
+META_KEYS = ("format_version", "task", "input_kind", "input_shape", "num_classes", "split_sizes",
+             "files")  # fmt: skip
+
+
 def load_meta(task_dir: Path) -> dict:
+    """The prepared task's meta.json, refused with one line (and how to prepare it again) when
+    it is missing, not JSON, or lacks what readers need."""
     meta_path = task_dir / "meta.json"
     if not meta_path.is_file():
         raise ConvrecError(
             f"{task_dir} holds no prepared data; run `uv run dvc repro prepare@{task_dir.name}` "
             f"(or `uv run python pipelines/prepare.py task={task_dir.name}`) first"
         )
-    return json.loads(meta_path.read_text())
+    again = f"prepare the task again (`uv run dvc repro prepare@{task_dir.name} --force`)"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConvrecError(f"{meta_path} is not valid JSON ({err}); {again}") from None
+    missing = [k for k in META_KEYS if k not in meta] if isinstance(meta, dict) else META_KEYS
+    if missing:
+        raise ConvrecError(f"{meta_path} lacks {', '.join(missing)}; {again}")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise ConvrecError(f"{meta_path} is format {meta['format_version']!r}, this code reads "
+                           f"{FORMAT_VERSION}; {again}")  # fmt: skip
+    return meta
 
 
 def load_split(task_dir: Path, split: str, verify_against: dict | None = None):
+    """A split's tensors: {"x", "y"}, "lengths" when variable, "question" for image QA. A file
+    whose checksum differs from meta.json's, or that holds anything but tensors (torch.load
+    with weights_only unpickles nothing else, even when the checksum matches), is refused."""
     path = task_dir / f"{split}.pt"
-    if verify_against is not None and digest(path) != verify_against["files"][f"{split}.pt"]:
-        raise ConvrecError(
-            f"{path} does not match the checksum in meta.json; prepare the task again "
-            f"(`uv run dvc repro prepare@{task_dir.name} --force`)"
-        )
-    # {"x", "y"}, "lengths" when variable, "question" for image QA
-    return torch.load(path, weights_only=True)
+    again = f"prepare the task again (`uv run dvc repro prepare@{task_dir.name} --force`)"
+    if verify_against is not None:
+        expected = verify_against["files"].get(f"{split}.pt")
+        if not path.is_file():
+            raise ConvrecError(f"{path} is missing; {again}")
+        if digest(path) != expected:
+            raise ConvrecError(f"{path} does not match the checksum in meta.json; {again}")
+    try:
+        tensors = torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConvrecError(f"{path} is not a file of plain tensors ({reason}); {again}") from None
+    plain = isinstance(tensors, dict) and all(torch.is_tensor(v) for v in tensors.values())
+    if not plain or not {"x", "y"} <= set(tensors):
+        raise ConvrecError(f"{path} does not hold the tensors x and y; {again}")
+    return tensors
 
 
 def load_vocab(task_dir: Path) -> list[str]:
