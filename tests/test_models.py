@@ -16,19 +16,6 @@ STEPS = IOSpec("tokens", (30,), 10, target_kind="steps", vocab_size=10)
 VALUE = IOSpec("sequence", (2, 50), 0, target_kind="value")
 SPECS = {"image": IMAGE, "seq": SEQUENCE, "seq3ch": MULTICHANNEL, "variable": VARIABLE,
          "tokens": TOKENS, "spectrogram": SPECTROGRAM, "steps": STEPS, "value": VALUE}  # fmt: skip
-# What each model must accept; any other spec it must refuse with a one-line ConvrecError.
-SUPPORTS = {
-    "mlp": {"image", "seq", "seq3ch", "value"},
-    "cnn": {"image", "seq", "seq3ch", "variable", "spectrogram", "value"},
-    "cnn_lstm": {"image", "seq", "seq3ch", "variable", "tokens", "spectrogram", "value"},
-    **{name: set(SPECS) for name in ("rnn", "lstm", "gru", "bilstm")},
-    "tcn": set(SPECS) - {"image"},
-    **{
-        name: set(SPECS) - {"image", "steps"} for name in ("fcn", "resnet1d", "textcnn", "lstm_fcn")
-    },
-}
-
-
 def _inputs(spec: IOSpec, batch: int, generator=None, shortest=1) -> list[torch.Tensor]:
     if spec.input_kind == "tokens":
         x = torch.randint(0, spec.vocab_size, (batch, *spec.input_shape), generator=generator)
@@ -51,17 +38,14 @@ def _expected_shape(spec: IOSpec, batch: int) -> tuple[int, ...]:
 @pytest.mark.parametrize("name", MODELS.names())
 @pytest.mark.parametrize("spec_id", list(SPECS))
 def test_every_model_gives_the_targets_shape_or_refuses_clearly(name, spec_id):
+    """What a model declares it accepts (`accepts`) it builds for and answers in the target's
+    shape; anything else `build_model` refuses with one line naming the models that fit."""
     spec = SPECS[spec_id]
-    supported = SUPPORTS.get(name)
-    if supported is not None and spec_id not in supported:
-        with pytest.raises(ConvrecError):
+    if MODELS.get(name).accepts.refusal(spec) is not None:
+        with pytest.raises(ConvrecError, match=f"model {name} cannot train on .*models that fit"):
             build_model(name, spec)
         return
-    try:
-        model = build_model(name, spec)
-    except ConvrecError:
-        assert supported is None, f"{name} must support {spec_id}"
-        return
+    model = build_model(name, spec)
     assert model(*_inputs(spec, 5)).shape == _expected_shape(spec, 5)
     assert MODELS.get(name).family in FAMILIES
     assert count_parameters(model) > 0

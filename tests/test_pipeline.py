@@ -18,6 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from stage_deps import stages_missing_deps
+from test_task_model_pairs import TASK_SPECS, kinds
 
 from conftest import REPO, SHRUNK_EXPERIMENTS
 
@@ -91,6 +92,9 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     assert _stages_run(first.stdout) == expected
     # an edit to any file of the project's code a stage loaded reruns that stage
     assert stages_missing_deps(project, records, REPO) == {}
+    for task in pipeline.tasks:  # the pairs test decides by these kinds (tests/task_specs.json)
+        meta = json.loads((project / f"data/prepared/{task}/meta.json").read_text())
+        assert kinds(meta) == kinds(TASK_SPECS[task]), task
 
     with open(project / "reports/leaderboard.csv", newline="") as handle:
         table = list(csv.DictReader(handle))

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from numbers import Real
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from convrec.data.prepare import load_meta
 from convrec.data.tasks import TASKS, check_validation_split
 from convrec.errors import ConvrecError
-from convrec.models import MODELS
+from convrec.models import MODELS, check_fits
+from convrec.models.spec import IOSpec
 
 
 def _int_at_least(low: int) -> Callable[[object], bool]:
@@ -90,3 +93,12 @@ def check_config(cfg: DictConfig) -> None:
             )
     check_model_hparams(cfg)
     check_validation_split(cfg.task)
+
+
+def check_pair(cfg: DictConfig, prepared: Path) -> IOSpec:
+    """The task's spec, from its prepared meta.json (no data read yet), after refusing a model
+    whose declared inputs and targets (`accepts`) rule the task out: one line naming the models
+    that fit, before any data is loaded or any MLflow run is opened."""
+    spec = IOSpec.from_meta(load_meta(prepared / cfg.task.name))
+    check_fits(cfg.model.name, spec, f"task {cfg.task.name}")
+    return spec

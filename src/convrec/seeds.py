@@ -17,7 +17,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from convrec.atomic import staged_dir, write_json
-from convrec.config_check import check_config
+from convrec.config_check import check_config, check_pair
 from convrec.errors import ConvrecError, Diverged
 from convrec.paths import project_root
 from convrec.results import SEEDS_DIR, aggregate, read_run
@@ -36,6 +36,7 @@ def train_seeds(cfg: DictConfig) -> float:
         raise ConvrecError("seeds=<n> trains its seeds one after the other in one process; "
                            "on several devices train one seed per command (seed=<n>)")  # fmt: skip
     root = project_root()
+    check_pair(cfg, root / cfg.paths.prepared)  # before the parent run opens
     task, model = cfg.task.name, cfg.model.name
     seeds = [int(cfg.seed) + i for i in range(count)]
     uri = tracking_uri(cfg.tracking.uri, root)

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchinfo import summary
 
 from convrec.atomic import staged_dir, write_json, write_text
-from convrec.config_check import check_config
+from convrec.config_check import check_config, check_pair
 from convrec.costs import TrainingMemory, latency
 from convrec.data.datamodule import PreparedDataModule
 from convrec.errors import Diverged
@@ -64,9 +64,9 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
     check_config(cfg)
     root = project_root()
     task, model_name = cfg.task.name, cfg.model.name
+    spec = check_pair(cfg, root / cfg.paths.prepared)
     datamodule = datamodule_for(cfg, root)
     datamodule.load()  # read and verify it before a run opens: bad data is one line, no run
-    spec = IOSpec.from_meta(datamodule.meta)
     fields = protocol(cfg, datamodule.meta)
     family = MODELS.get(model_name).family
 

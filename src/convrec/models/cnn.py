@@ -12,16 +12,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from convrec.errors import ConvrecError
 from convrec.models import MODELS
-from convrec.models.io import OutputHead, require_summary
+from convrec.models.io import OutputHead
 from convrec.models.layers import ConvStack, mlp_layers
-from convrec.models.spec import IOSpec
+from convrec.models.spec import Accepts, IOSpec
 
 
 @MODELS.register("cnn")
 class CNN(nn.Module):
     family = "cnn"
+    accepts = Accepts({"image", "sequence", "video"}, {"class", "value"}, variable_length=True)
 
     def __init__(
         self,
@@ -35,9 +35,6 @@ class CNN(nn.Module):
         """`conv` holds the conv blocks' knobs (kernel_size, stride, padding, dilation,
         groups, pool, pool_size, batch_norm, dropout), as ConvStack takes them."""
         super().__init__()
-        require_summary(spec, "cnn")
-        if spec.input_kind == "tokens":
-            raise ConvrecError("cnn takes images or float sequences; use textcnn for texts")
         self.as_image = spec.image_view
         shape = (1, *spec.input_shape) if self.as_image else spec.input_shape
         self.features = ConvStack(shape[0], len(shape) - 1, list(channels),

@@ -14,15 +14,16 @@ import torch
 from torch import nn
 
 from convrec.models import MODELS
-from convrec.models.cnn_tagger import MaskedConvFeatures, require_per_step
+from convrec.models.cnn_tagger import MaskedConvFeatures
 from convrec.models.io import OutputHead
 from convrec.models.recurrent import init_recurrent, step_outputs
-from convrec.models.spec import IOSpec
+from convrec.models.spec import Accepts, IOSpec
 
 
 @MODELS.register("cnn_bilstm")
 class CNNBiLSTM(nn.Module):
     family = "hybrid"
+    accepts = Accepts({"sequence", "tokens"}, {"steps", "tags"}, variable_length=True)
 
     def __init__(
         self,
@@ -34,7 +35,6 @@ class CNNBiLSTM(nn.Module):
         **conv,
     ) -> None:
         super().__init__()
-        require_per_step(spec, "cnn_bilstm")
         self.features = MaskedConvFeatures(spec, channels, embed_dim, "cnn_bilstm", **conv)
         self.rnn = nn.LSTM(self.features.out_channels, hidden_size, batch_first=True,
                            bidirectional=True)  # fmt: skip

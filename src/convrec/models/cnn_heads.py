@@ -14,14 +14,14 @@ import torch
 from torch import nn
 
 from convrec.models import MODELS
-from convrec.models.io import require_image_to_sequence
 from convrec.models.layers import ConvStack, mlp_layers
-from convrec.models.spec import IOSpec
+from convrec.models.spec import Accepts, IOSpec
 
 
 @MODELS.register("cnn_heads")
 class CNNHeads(nn.Module):
     family = "cnn"
+    accepts = Accepts({"image"}, {"sequence"})
     decoding = "slots"
 
     def __init__(
@@ -34,7 +34,6 @@ class CNNHeads(nn.Module):
         **conv,
     ) -> None:
         super().__init__()
-        require_image_to_sequence(spec, "cnn_heads")
         self.slots, self.classes = spec.target_length, spec.num_classes + 1
         self.features = ConvStack(spec.input_shape[0], 2, list(channels), activation=activation,
                                   **conv)  # fmt: skip

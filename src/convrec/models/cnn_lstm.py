@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from convrec.models import MODELS
-from convrec.models.io import OutputHead, require_summary, step_mask
+from convrec.models.io import OutputHead, step_mask
 from convrec.models.layers import ConvStack
 from convrec.models.recurrent import last_state, pack
-from convrec.models.spec import IOSpec
+from convrec.models.spec import Accepts, IOSpec
 
 
 def columns_as_sequence(features: torch.Tensor) -> torch.Tensor:
@@ -33,6 +33,7 @@ def columns_as_sequence(features: torch.Tensor) -> torch.Tensor:
 @MODELS.register("cnn_lstm")
 class CNNLSTM(nn.Module):
     family = "hybrid"
+    accepts = Accepts({"image", "sequence", "tokens"}, {"class", "value"}, variable_length=True)
 
     def __init__(
         self,
@@ -49,7 +50,6 @@ class CNNLSTM(nn.Module):
         """`conv` holds the conv blocks' other knobs (kernel_size, activation, batch_norm,
         dropout), as ConvStack takes them."""
         super().__init__()
-        require_summary(spec, "cnn_lstm")
         self.as_image = spec.image_view
         self.embedding = (
             nn.Embedding(spec.vocab_size, embed_dim) if spec.input_kind == "tokens" else None

@@ -17,14 +17,14 @@ from torch import nn
 from convrec.errors import ConvrecError
 from convrec.models import MODELS
 from convrec.models.decoding import beam_search
-from convrec.models.io import require_image_to_sequence
 from convrec.models.layers import ConvStack
-from convrec.models.spec import IOSpec
+from convrec.models.spec import Accepts, IOSpec
 
 
 @MODELS.register("cnn_lstm_decoder")
 class CNNLSTMDecoder(nn.Module):
     family = "hybrid"
+    accepts = Accepts({"image"}, {"sequence"})
     decoding = "autoregressive"
 
     def __init__(
@@ -38,7 +38,6 @@ class CNNLSTMDecoder(nn.Module):
         **conv,
     ) -> None:
         super().__init__()
-        require_image_to_sequence(spec, "cnn_lstm_decoder")
         if beam_size < 1:
             raise ConvrecError(
                 f"cnn_lstm_decoder: beam_size={beam_size} is invalid, it must be >= 1 "

@@ -21,16 +21,7 @@ from convrec.errors import ConvrecError
 from convrec.models import MODELS
 from convrec.models.io import ChannelInput, OutputHead, step_mask
 from convrec.models.layers import ConvStack
-from convrec.models.spec import IOSpec
-
-
-def require_per_step(spec: IOSpec, model: str) -> None:
-    """Taggers give a label per step; a task with one label per sequence wants a pooling model."""
-    if not spec.per_step:
-        raise ConvrecError(
-            f"{model} predicts a label per step, but this task has one {spec.target_kind} target "
-            f"per input; use cnn, textcnn, lstm or bilstm"
-        )
+from convrec.models.spec import Accepts, IOSpec
 
 
 class MaskedConvFeatures(nn.Module):
@@ -47,7 +38,7 @@ class MaskedConvFeatures(nn.Module):
                 f"{model} keeps one output per step: use stride 1 and padding same "
                 f"(fix conf/model/{model}.yaml)"
             )
-        self.input = ChannelInput(spec, embed_dim, model)
+        self.input = ChannelInput(spec, embed_dim)
         self.blocks = nn.ModuleList()
         width = self.input.features
         for out_channels in channels:
@@ -68,6 +59,7 @@ class MaskedConvFeatures(nn.Module):
 @MODELS.register("cnn_tagger")
 class CNNTagger(nn.Module):
     family = "cnn"
+    accepts = Accepts({"sequence", "tokens"}, {"steps", "tags"}, variable_length=True)
 
     def __init__(
         self,
@@ -78,7 +70,6 @@ class CNNTagger(nn.Module):
         **conv,
     ) -> None:
         super().__init__()
-        require_per_step(spec, "cnn_tagger")
         self.features = MaskedConvFeatures(spec, channels, embed_dim, "cnn_tagger", **conv)
         self.head = OutputHead(spec, self.features.out_channels, head_dropout)
 

@@ -16,14 +16,14 @@ from torch import nn
 from convrec.errors import ConvrecError
 from convrec.models import MODELS
 from convrec.models.cnn_lstm import columns_as_sequence
-from convrec.models.io import require_image_to_sequence
 from convrec.models.layers import ConvStack
-from convrec.models.spec import IOSpec
+from convrec.models.spec import Accepts, IOSpec
 
 
 @MODELS.register("crnn")
 class CRNN(nn.Module):
     family = "hybrid"
+    accepts = Accepts({"image"}, {"sequence"})
     decoding = "ctc"
 
     def __init__(
@@ -37,7 +37,6 @@ class CRNN(nn.Module):
     ) -> None:
         """`conv` holds the conv blocks' knobs (kernel_size, pool, pool_size, batch_norm, ...)."""
         super().__init__()
-        require_image_to_sequence(spec, type(self).__name__)
         self.features = ConvStack(spec.input_shape[0], 2, list(channels), **conv)
         columns = columns_as_sequence(self.features(spec.example(1)))
         if columns.shape[1] < 2 * spec.target_length - 1:  # CTC needs a blank between repeats

@@ -17,8 +17,8 @@ from torch import nn
 
 from convrec.errors import ConvrecError
 from convrec.models import MODELS
-from convrec.models.io import ChannelInput, OutputHead, masked_mean, require_summary, step_mask
-from convrec.models.spec import IOSpec
+from convrec.models.io import ChannelInput, OutputHead, masked_mean, step_mask
+from convrec.models.spec import Accepts, IOSpec
 
 
 def mask_steps(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -73,6 +73,7 @@ class FCNBody(nn.Module):
 @MODELS.register("fcn")
 class FCN(nn.Module):
     family = "cnn"
+    accepts = Accepts({"sequence", "tokens"}, {"class", "value"}, variable_length=True)
 
     def __init__(
         self,
@@ -82,9 +83,8 @@ class FCN(nn.Module):
         embed_dim: int = 64,
     ) -> None:
         super().__init__()
-        require_summary(spec, "fcn")
         check_blocks("fcn", channels, kernels)
-        self.input = ChannelInput(spec, embed_dim, "fcn")
+        self.input = ChannelInput(spec, embed_dim)
         self.body = FCNBody(self.input.features, channels, kernels)
         self.head = OutputHead(spec, self.body.out_features)
 

@@ -14,11 +14,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from convrec.errors import ConvrecError
 from convrec.models import MODELS
-from convrec.models.io import OutputHead, require_summary
+from convrec.models.io import OutputHead
 from convrec.models.layers import ConvStack, mlp_layers
-from convrec.models.spec import IOSpec
+from convrec.models.spec import Accepts, IOSpec
 
 
 class FrameEncoder(nn.Module):
@@ -27,10 +26,6 @@ class FrameEncoder(nn.Module):
     def __init__(self, spec: IOSpec, channels: Sequence[int], features: int, dropout: float,
                  model: str, **conv) -> None:  # fmt: skip
         super().__init__()
-        if spec.input_kind != "video":
-            raise ConvrecError(f"{model} reads videos (moving_digits); this task has "
-                               f"{spec.input_kind} inputs")  # fmt: skip
-        require_summary(spec, model)
         frame = (spec.input_shape[0], *spec.input_shape[2:])
         self.conv = ConvStack(frame[0], 2, list(channels), **conv)
         flat = math.prod(self.conv.output_shape(frame))
@@ -46,6 +41,7 @@ class FrameEncoder(nn.Module):
 @MODELS.register("frame_cnn")
 class FrameCNN(nn.Module):
     family = "cnn"
+    accepts = Accepts({"video"}, {"class", "value"})
 
     def __init__(self, spec: IOSpec, channels: Sequence[int] = (16, 32, 64), features: int = 128,
                  dropout: float = 0.3, **conv) -> None:  # fmt: skip
@@ -60,6 +56,7 @@ class FrameCNN(nn.Module):
 @MODELS.register("lrcn")
 class LRCN(nn.Module):
     family = "hybrid"
+    accepts = Accepts({"video"}, {"class", "value"})
 
     def __init__(self, spec: IOSpec, channels: Sequence[int] = (16, 32, 64), features: int = 128,
                  dropout: float = 0.3, hidden_size: int = 128, **conv) -> None:  # fmt: skip

@@ -13,13 +13,14 @@ import torch
 from torch import nn
 
 from convrec.models import MODELS
-from convrec.models.spec import IOSpec
-from convrec.models.vqa_parts import ImageEncoder, answer_head, per_question, require_question
+from convrec.models.spec import Accepts, IOSpec
+from convrec.models.vqa_parts import ImageEncoder, answer_head, per_question
 
 
 @MODELS.register("image_cnn")
 class ImageCNN(nn.Module):
     family = "cnn"
+    accepts = Accepts({"image"}, {"class"}, question=True)
 
     def __init__(
         self,
@@ -29,7 +30,6 @@ class ImageCNN(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        require_question(spec, "image_cnn")
         self.image = ImageEncoder(spec, channels)
         self.head = answer_head(spec, math.prod(self.image.out_shape), hidden, dropout)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from convrec.errors import ConvrecError
 from convrec.models.spec import IOSpec, as_sequence
 
 
@@ -43,13 +42,8 @@ class SequenceInput(nn.Module):
 class ChannelInput(nn.Module):
     """x -> (N, F, T) for 1-D convolutions: tokens are embedded, sequences pass through."""
 
-    def __init__(self, spec: IOSpec, embed_dim: int = 64, model: str = "this model") -> None:
+    def __init__(self, spec: IOSpec, embed_dim: int = 64) -> None:
         super().__init__()
-        if spec.input_kind == "image":
-            raise ConvrecError(
-                f"{model} takes sequences or tokens, not images; use cnn, lstm or cnn_lstm "
-                f"for image tasks"
-            )
         self.embedding = (
             nn.Embedding(spec.vocab_size, embed_dim) if spec.input_kind == "tokens" else None
         )
@@ -81,22 +75,8 @@ class OutputHead(nn.Module):
         return out.squeeze(-1) if self.target_kind == "value" else out
 
 
-def require_summary(spec: IOSpec, model: str) -> None:
-    """Models that pool over time cannot give a label per step (or a tag per token)."""
-    if spec.per_step:
-        raise ConvrecError(
-            f"{model} pools over time and cannot predict a label per step; "
-            f"use rnn, lstm, gru or bilstm for this task (or cnn_tagger, cnn_bilstm for tags)"
-        )
 
 
-def require_image_to_sequence(spec: IOSpec, model: str) -> None:
-    """Models that read an image into a sequence of classes (multidigit) take only that."""
-    if spec.input_kind != "image" or spec.target_kind != "sequence":
-        raise ConvrecError(
-            f"{model} reads an image into a sequence of classes (multidigit); this task has "
-            f"{spec.input_kind} inputs and {spec.target_kind} targets"
-        )
 
 
 def step_mask(lengths: torch.Tensor | None, steps: int, device=None) -> torch.Tensor | None:

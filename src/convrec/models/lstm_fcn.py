@@ -21,13 +21,14 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from convrec.models import MODELS
 from convrec.models.fcn import FCNBody, check_blocks, mask_steps
-from convrec.models.io import ChannelInput, OutputHead, require_summary, step_mask
-from convrec.models.spec import IOSpec
+from convrec.models.io import ChannelInput, OutputHead, step_mask
+from convrec.models.spec import Accepts, IOSpec
 
 
 @MODELS.register("lstm_fcn")
 class LSTMFCN(nn.Module):
     family = "hybrid"
+    accepts = Accepts({"sequence", "tokens"}, {"class", "value"}, variable_length=True)
 
     def __init__(
         self,
@@ -40,9 +41,8 @@ class LSTMFCN(nn.Module):
         embed_dim: int = 64,
     ) -> None:
         super().__init__()
-        require_summary(spec, "lstm_fcn")
         check_blocks("lstm_fcn", channels, kernels)
-        self.input = ChannelInput(spec, embed_dim, "lstm_fcn")
+        self.input = ChannelInput(spec, embed_dim)
         self.fcn = FCNBody(self.input.features, channels, kernels)
         self.shuffle = dimension_shuffle and not spec.variable_length
         self.lstm = nn.LSTM(

@@ -8,16 +8,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from convrec.errors import ConvrecError
 from convrec.models import MODELS
-from convrec.models.io import OutputHead, require_summary
+from convrec.models.io import OutputHead
 from convrec.models.layers import mlp_layers
-from convrec.models.spec import IOSpec
+from convrec.models.spec import Accepts, IOSpec
 
 
 @MODELS.register("mlp")
 class MLP(nn.Module):
     family = "mlp"
+    accepts = Accepts({"image", "sequence", "video"}, {"class", "value"})
 
     def __init__(
         self,
@@ -27,12 +27,6 @@ class MLP(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        require_summary(spec, "mlp")
-        if spec.input_kind == "tokens" or spec.variable_length:
-            raise ConvrecError(
-                "mlp needs fixed-size float inputs; use textcnn, lstm or bilstm for texts and "
-                "variable-length sequences"
-            )
         in_features = math.prod(spec.input_shape)
         widths = list(hidden)
         self.net = nn.Sequential(

@@ -12,13 +12,14 @@ import torch
 from torch import nn
 
 from convrec.models import MODELS
-from convrec.models.spec import IOSpec
-from convrec.models.vqa_parts import QuestionEncoder, answer_head, require_question
+from convrec.models.spec import Accepts, IOSpec
+from convrec.models.vqa_parts import QuestionEncoder, answer_head
 
 
 @MODELS.register("question_lstm")
 class QuestionLSTM(nn.Module):
     family = "rnn"
+    accepts = Accepts({"image"}, {"class"}, question=True)
 
     def __init__(
         self,
@@ -29,7 +30,6 @@ class QuestionLSTM(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        require_question(spec, "question_lstm")
         self.question = QuestionEncoder(spec, embed_dim, hidden_size)
         self.head = answer_head(spec, hidden_size, hidden, dropout)
 

@@ -16,7 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from convrec.errors import ConvrecError
 from convrec.models import MODELS
 from convrec.models.io import OutputHead, SequenceInput
-from convrec.models.spec import IOSpec
+from convrec.models.spec import Accepts, IOSpec
 
 INITS = ("orthogonal", "identity", "default")
 
@@ -71,6 +71,8 @@ def init_recurrent(rnn: nn.RNNBase, init: str, forget_bias: float) -> None:
 
 class RecurrentNet(nn.Module):
     family = "rnn"
+    accepts = Accepts({"image", "sequence", "tokens"}, {"class", "value", "steps", "tags"},
+                      variable_length=True)
 
     def __init__(
         self,

@@ -33,19 +33,14 @@ from torch import nn
 from convrec.errors import ConvrecError
 from convrec.models import MODELS
 from convrec.models.layers import mlp_layers
-from convrec.models.spec import IOSpec
-from convrec.models.vqa_parts import (
-    CellProductFusion,
-    ImageEncoder,
-    MapCells,
-    QuestionEncoder,
-    require_question,
-)
+from convrec.models.spec import Accepts, IOSpec
+from convrec.models.vqa_parts import CellProductFusion, ImageEncoder, MapCells, QuestionEncoder
 
 
 @MODELS.register("relation_net")
 class RelationNet(nn.Module):
     family = "hybrid"
+    accepts = Accepts({"image"}, {"class"}, question=True)
 
     def __init__(
         self,
@@ -60,7 +55,6 @@ class RelationNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        require_question(spec, "relation_net")
         self.image = ImageEncoder(spec, channels)
         self.cells = MapCells(self.image.out_shape)
         self.question = QuestionEncoder(spec, embed_dim, hidden_size)

@@ -17,8 +17,8 @@ from torch import nn
 from convrec.errors import ConvrecError
 from convrec.models import MODELS
 from convrec.models.fcn import ConvBlock, mask_steps
-from convrec.models.io import ChannelInput, OutputHead, masked_mean, require_summary, step_mask
-from convrec.models.spec import IOSpec
+from convrec.models.io import ChannelInput, OutputHead, masked_mean, step_mask
+from convrec.models.spec import Accepts, IOSpec
 
 
 class ResidualBlock(nn.Module):
@@ -44,6 +44,7 @@ class ResidualBlock(nn.Module):
 @MODELS.register("resnet1d")
 class ResNet1D(nn.Module):
     family = "cnn"
+    accepts = Accepts({"sequence", "tokens"}, {"class", "value"}, variable_length=True)
 
     def __init__(
         self,
@@ -53,14 +54,13 @@ class ResNet1D(nn.Module):
         embed_dim: int = 64,
     ) -> None:
         super().__init__()
-        require_summary(spec, "resnet1d")
         if not channels or not kernels:
             raise ConvrecError(
                 f"resnet1d needs at least one block and one conv per block, got "
                 f"channels={list(channels)}, kernels={list(kernels)}; fix "
                 f"conf/model/resnet1d.yaml (net: ...)"
             )
-        self.input = ChannelInput(spec, embed_dim, "resnet1d")
+        self.input = ChannelInput(spec, embed_dim)
         blocks, width = [], self.input.features
         for out_channels in channels:
             blocks.append(ResidualBlock(width, out_channels, kernels))

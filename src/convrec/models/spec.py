@@ -98,3 +98,47 @@ def as_sequence(x: torch.Tensor) -> torch.Tensor:
     if x.dim() == 3:
         return x.transpose(1, 2)
     raise ValueError(f"expected (N, C, H, W) or (N, C, T), got shape {tuple(x.shape)}")
+
+
+@dataclass(frozen=True)
+class Accepts:
+    """What a model takes and gives, declared on its class (`accepts = Accepts(...)`, as timm
+    models carry their metadata): the one place the config check, `build_model` and the tests
+    read a model's (task, model) pairs from.
+
+    inputs: input kinds ("image", "sequence", "tokens", "video"); targets: target kinds
+    ("class", "value", "steps", "tags", "sequence"); variable_length: takes (x, lengths) and
+    pads without changing an output; question: answers a question about each input (image QA),
+    and without it a model takes no question."""
+
+    inputs: frozenset[str]
+    targets: frozenset[str]
+    variable_length: bool = False
+    question: bool = False
+
+    def __post_init__(self) -> None:  # declared as any collection of names
+        object.__setattr__(self, "inputs", frozenset(self.inputs))
+        object.__setattr__(self, "targets", frozenset(self.targets))
+
+    def refusal(self, spec: IOSpec) -> str | None:
+        """Why the model cannot train on a task of this spec, or None where it can."""
+        if spec.input_kind not in self.inputs:
+            return f"it reads {_kinds(self.inputs)} inputs, and the task has {spec.input_kind}"
+        if spec.target_kind not in self.targets:
+            return (f"it predicts {_kinds(self.targets)} targets, and the task wants "
+                    f"{TARGET_WORDS.get(spec.target_kind, spec.target_kind)}")  # fmt: skip
+        if spec.variable_length and not self.variable_length:
+            return "it needs inputs of one fixed length, and the task's vary"
+        if bool(spec.question_length) != self.question:
+            if self.question:
+                return "it answers questions about images, and the task asks none"
+            return "it reads no question, and the task asks one about each image"
+        return None
+
+
+TARGET_WORDS = {"class": "a class", "value": "a value", "steps": "a label per step",
+                "tags": "a tag per token", "sequence": "a sequence of classes"}  # fmt: skip
+
+
+def _kinds(kinds: frozenset[str]) -> str:
+    return " or ".join(sorted(kinds))

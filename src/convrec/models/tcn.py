@@ -18,7 +18,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from convrec.errors import ConvrecError
 from convrec.models import MODELS
 from convrec.models.io import ChannelInput, OutputHead, last_valid
-from convrec.models.spec import IOSpec
+from convrec.models.spec import Accepts, IOSpec
 
 
 def causal_conv(in_channels: int, out_channels: int, kernel_size: int, dilation: int) -> nn.Conv1d:
@@ -56,6 +56,8 @@ class TemporalBlock(nn.Module):
 @MODELS.register("tcn")
 class TCN(nn.Module):
     family = "cnn"
+    accepts = Accepts({"sequence", "tokens"}, {"class", "value", "steps", "tags"},
+                      variable_length=True)
 
     def __init__(
         self,
@@ -73,7 +75,7 @@ class TCN(nn.Module):
             )
         self.per_step = spec.per_step
         self.kernel_size = kernel_size
-        self.input = ChannelInput(spec, embed_dim, "tcn")
+        self.input = ChannelInput(spec, embed_dim)
         blocks, width = [], self.input.features
         for level, out_channels in enumerate(channels):
             blocks.append(TemporalBlock(width, out_channels, kernel_size, 2**level, dropout))

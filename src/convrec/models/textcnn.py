@@ -20,13 +20,14 @@ from torch import nn
 
 from convrec.errors import ConvrecError
 from convrec.models import MODELS
-from convrec.models.io import ChannelInput, OutputHead, masked_max, require_summary, step_mask
-from convrec.models.spec import IOSpec
+from convrec.models.io import ChannelInput, OutputHead, masked_max, step_mask
+from convrec.models.spec import Accepts, IOSpec
 
 
 @MODELS.register("textcnn")
 class TextCNN(nn.Module):
     family = "cnn"
+    accepts = Accepts({"sequence", "tokens"}, {"class", "value"}, variable_length=True)
 
     def __init__(
         self,
@@ -37,13 +38,12 @@ class TextCNN(nn.Module):
         embed_dim: int = 128,
     ) -> None:
         super().__init__()
-        require_summary(spec, "textcnn")
         if not kernel_sizes or min(kernel_sizes) < 1:
             raise ConvrecError(
                 f"textcnn needs one or more kernel sizes >= 1, got {list(kernel_sizes)}; "
                 f"fix conf/model/textcnn.yaml (net: kernel_sizes)"
             )
-        self.input = ChannelInput(spec, embed_dim, "textcnn")
+        self.input = ChannelInput(spec, embed_dim)
         self.convs = nn.ModuleList(nn.Conv1d(self.input.features, filters, k) for k in kernel_sizes)
         self.min_steps = max(kernel_sizes)
         self.head = OutputHead(spec, filters * len(kernel_sizes), dropout)

@@ -13,19 +13,14 @@ import torch
 from torch import nn
 
 from convrec.models import MODELS
-from convrec.models.spec import IOSpec
-from convrec.models.vqa_parts import (
-    ImageEncoder,
-    QuestionEncoder,
-    answer_head,
-    per_question,
-    require_question,
-)
+from convrec.models.spec import Accepts, IOSpec
+from convrec.models.vqa_parts import ImageEncoder, QuestionEncoder, answer_head, per_question
 
 
 @MODELS.register("vqa_concat")
 class VQAConcat(nn.Module):
     family = "hybrid"
+    accepts = Accepts({"image"}, {"class"}, question=True)
 
     def __init__(
         self,
@@ -37,7 +32,6 @@ class VQAConcat(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        require_question(spec, "vqa_concat")
         self.image = ImageEncoder(spec, channels)
         self.question = QuestionEncoder(spec, embed_dim, hidden_size)
         flat = math.prod(self.image.out_shape)

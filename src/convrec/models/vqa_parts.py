@@ -21,19 +21,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from convrec.errors import ConvrecError
 from convrec.models.io import OutputHead
 from convrec.models.layers import ConvStack, mlp_layers
 from convrec.models.recurrent import init_recurrent, last_state
 from convrec.models.spec import IOSpec
-
-
-def require_question(spec: IOSpec, model: str) -> None:
-    if spec.input_kind != "image" or not spec.question_length or spec.target_kind != "class":
-        raise ConvrecError(
-            f"{model} answers questions about images (image QA tasks such as sort_of_clevr); "
-            f"use cnn, lstm or cnn_lstm for this task"
-        )
 
 
 class ImageEncoder(nn.Module):

@@ -17,19 +17,14 @@ import torch
 from torch import nn
 
 from convrec.models import MODELS
-from convrec.models.spec import IOSpec
-from convrec.models.vqa_parts import (
-    CellProductFusion,
-    ImageEncoder,
-    MapCells,
-    QuestionEncoder,
-    require_question,
-)
+from convrec.models.spec import Accepts, IOSpec
+from convrec.models.vqa_parts import CellProductFusion, ImageEncoder, MapCells, QuestionEncoder
 
 
 @MODELS.register("vqa_product")
 class VQAProduct(nn.Module):
     family = "hybrid"
+    accepts = Accepts({"image"}, {"class"}, question=True)
 
     def __init__(
         self,
@@ -43,7 +38,6 @@ class VQAProduct(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        require_question(spec, "vqa_product")
         self.image = ImageEncoder(spec, channels)
         self.cells = MapCells(self.image.out_shape)
         self.question = QuestionEncoder(spec, embed_dim, hidden_size)
