@@ -11,7 +11,7 @@ from convrec.compare.provenance import git_commit
 from convrec.compare.report import write_reports
 from convrec.errors import user_errors
 from convrec.paths import project_root
-from convrec.tracking.mlflow_run import tracking_uri
+from convrec.tracking.mlflow_run import end_orphaned_runs, tracking_uri
 
 if __name__ == "__main__":
     root = project_root()
@@ -22,6 +22,7 @@ if __name__ == "__main__":
                             [*pipeline.get("experiments", []),
                              *pipeline.get("speed", [])])  # fmt: skip
         uri = tracking_uri(OmegaConf.load(root / "conf" / "train.yaml").tracking.uri, root)
+        end_orphaned_runs(uri)  # runs whose process was killed: KILLED, not RUNNING forever
         run_id = log_comparison(uri, out, git_commit(root))
     Console().print(f"report: {out / 'index.html'}, leaderboard: {out / 'leaderboard.md'}")
     Console().print(f"MLflow: experiment 'comparison', run {run_id}; its training runs carry "

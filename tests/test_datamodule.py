@@ -7,7 +7,12 @@ from convrec.models.spec import IOSpec
 
 
 def _epochs(sampler, n=2):
-    return [list(sampler) for _ in range(n)]
+    """Its batches for epochs 0 .. n - 1, as Lightning asks for them (set_epoch first)."""
+    batches = []
+    for epoch in range(n):
+        sampler.set_epoch(epoch)
+        batches.append(list(sampler))
+    return batches
 
 
 def test_length_buckets_cover_every_sample_once_per_epoch_in_a_new_order():
@@ -19,6 +24,9 @@ def test_length_buckets_cover_every_sample_once_per_epoch_in_a_new_order():
         assert max(len(batch) for batch in epoch) == 32
     assert first != second  # a fresh order every epoch
     assert _epochs(LengthBucketSampler(lengths, 32, pool=5, seed=1)) == [first, second]
+    resumed = LengthBucketSampler(lengths, 32, pool=5, seed=1)  # a run resumed at epoch 1
+    resumed.set_epoch(1)
+    assert list(resumed) == second
 
 
 def test_length_buckets_pad_far_less_than_random_batches():

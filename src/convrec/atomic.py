@@ -64,11 +64,19 @@ def staged_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    publish_dir(tmp, final)
+
+
+def publish_dir(ready: Path, final: Path) -> None:
+    """Put the folder `ready` in place of `final` (same filesystem): the old one is moved aside
+    first, so a reader finds the old folder or the new one; at worst, for an instant, none."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
     old = None
     if final.exists():
         old = final.with_name(f".{final.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
-    os.replace(tmp, final)
+    os.replace(ready, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

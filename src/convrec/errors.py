@@ -85,6 +85,7 @@ def user_errors() -> Iterator[None]:
         print(f"convrec: error: {message}", file=sys.stderr, flush=True)
         sys.exit(err.exit_code)
     except Interrupted as stop:
-        print(f"convrec: {stop}; what it had made so far is discarded and earlier results "
-              "are unchanged", file=sys.stderr, flush=True)  # fmt: skip
+        print(f"convrec: {stop}; earlier results are unchanged (a training run resumes from "
+              "its last checkpoint when the same command runs again)", file=sys.stderr,
+              flush=True)  # fmt: skip
         sys.exit(stop.exit_code)

@@ -6,7 +6,8 @@ MLflow run nested under one parent run for the pair. The parent and the aggregat
 results/<task>/<model>/metrics.json hold the mean, the standard deviation and the 95%
 confidence interval of the headline metric and of the costs (convrec.results). A seed that
 diverges is recorded as such (its run FAILED) and the others go on; the folder is published in
-one rename when every seed has ended.
+one rename when every seed has ended. Interrupted, the same command resumes: the seeds that
+ended are kept, the one under way goes on from its last checkpoint (convrec.resume).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import shutil
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
-from convrec.atomic import staged_dir, write_json
+from convrec.atomic import write_json
 from convrec.config_check import check_config, check_pair
 from convrec.errors import ConvrecError, Diverged
 from convrec.paths import project_root
 from convrec.results import SEEDS_DIR, aggregate, read_run
+from convrec.resume import partial_dir, read_state, resumable_dir, write_state
 from convrec.tracking.mlflow_run import tracked_run, tracking_uri
 from convrec.training import run_tags, train
 
@@ -41,28 +43,39 @@ def train_seeds(cfg: DictConfig) -> float:
     seeds = [int(cfg.seed) + i for i in range(count)]
     uri = tracking_uri(cfg.tracking.uri, root)
     tags = run_tags(cfg, root) | {"seeds": ",".join(map(str, seeds))}
-    with (
-        staged_dir(root / cfg.paths.results / task / model) as out,
-        tracked_run(uri, task, model, tags, system_metrics_interval=None) as parent,
-    ):
-        runs = []
-        for number, seed in enumerate(seeds, start=1):
-            print(f"convrec: {task}/{model} seed {seed} ({number} of {count})", flush=True)
-            seed_cfg = OmegaConf.merge(cfg, {"seed": seed, "seeds": None})
-            folder = out / SEEDS_DIR / str(seed)
-            try:
-                train(seed_cfg, into=folder, parent_run=parent)
-                runs.append(read_run(folder / "metrics.json"))
-            except Diverged as err:
-                print(f"convrec: {err}", flush=True)
-                # its partial files would read as a result (a history, a config); its FAILED
-                # MLflow run keeps what it logged
-                shutil.rmtree(folder, ignore_errors=True)
-                runs.append({"seed": seed, "status": "diverged", "error": str(err)})
-        summary = aggregate(runs, mlflow_run_id=parent)
-        write_json(out / "metrics.json", summary)
-        mlflow.log_metrics(parent_metrics(summary))
-        mlflow.log_artifact(str(out / "metrics.json"))
+    final = root / cfg.paths.results / task / model
+    with resumable_dir(partial_dir(cfg, root), final) as out:
+        state = read_state(out)  # after an interruption: the parent run, the seeds that diverged
+        diverged = state.get("diverged", {})
+        with tracked_run(uri, task, model, tags, None, resume=state.get("run_id")) as parent:
+            write_state(out, {"run_id": parent, "diverged": diverged})
+            runs = []
+            for number, seed in enumerate(seeds, start=1):
+                folder = out / SEEDS_DIR / str(seed)
+                if str(seed) in diverged:  # ended before an interruption: not trained again
+                    runs.append({"seed": seed, "status": "diverged", "error": diverged[str(seed)]})
+                    continue
+                if (folder / "metrics.json").is_file():
+                    print(f"convrec: {task}/{model} seed {seed} finished before; kept", flush=True)
+                    runs.append(read_run(folder / "metrics.json"))
+                    continue
+                print(f"convrec: {task}/{model} seed {seed} ({number} of {count})", flush=True)
+                seed_cfg = OmegaConf.merge(cfg, {"seed": seed, "seeds": None})
+                try:
+                    train(seed_cfg, into=folder, parent_run=parent)
+                    runs.append(read_run(folder / "metrics.json"))
+                except Diverged as err:
+                    print(f"convrec: {err}", flush=True)
+                    # its partial files would read as a result (a history, a config); its FAILED
+                    # MLflow run keeps what it logged
+                    shutil.rmtree(folder, ignore_errors=True)
+                    runs.append({"seed": seed, "status": "diverged", "error": str(err)})
+                    diverged[str(seed)] = str(err)
+                    write_state(out, {"run_id": parent, "diverged": diverged})
+            summary = aggregate(runs, mlflow_run_id=parent)
+            write_json(out / "metrics.json", summary)
+            mlflow.log_metrics(parent_metrics(summary))
+            mlflow.log_artifact(str(out / "metrics.json"))
     if summary["diverged"] == count:
         raise Diverged(f"every seed of {task}/{model} diverged ({count} of {count}); "
                        "lower model.lr or set trainer.gradient_clip_val")  # fmt: skip

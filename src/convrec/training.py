@@ -23,19 +23,31 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torchinfo import summary
 
-from convrec.atomic import staged_dir, write_json, write_text
+from convrec.atomic import write_json, write_text
 from convrec.config_check import check_config, check_pair
 from convrec.costs import TrainingMemory, latency
 from convrec.data.datamodule import PreparedDataModule
 from convrec.errors import Diverged
 from convrec.lit import module_for
 from convrec.lit.history import EpochHistory, read_history
+from convrec.lit.resume import ResumePoint
 from convrec.models import MODELS, build_model, count_parameters
 from convrec.models.spec import IOSpec
 from convrec.paths import project_root
 from convrec.protocol import protocol, split_limits
+from convrec.resume import (
+    LAST,
+    can_resume,
+    finish,
+    partial_dir,
+    read_state,
+    resumable_dir,
+    start_afresh,
+    write_state,
+)
 from convrec.tracking.mlflow_run import (
     RunLogger,
+    end_orphaned_runs,
     flatten,
     git_commit,
     log_params,
@@ -82,19 +94,31 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
     is_main = rank_zero_only.rank == 0  # DDP's re-launched ranks train but publish nothing
 
     uri = tracking_uri(cfg.tracking.uri, root)
+    # Where the run works until it is published, the same for the same config: a rerun after a
+    # crash or a kill resumes from its last.ckpt (every DDP process decides alike).
+    work = Path(into) if into is not None else partial_dir(cfg, root)
+    resume_from = work / LAST if can_resume(work) else None
     with ExitStack() as stack:
         if is_main:
+            end_orphaned_runs(uri)
             if into is None:
-                out = stack.enter_context(staged_dir(root / cfg.paths.results / task / model_name))
+                final = root / cfg.paths.results / task / model_name
+                out = stack.enter_context(resumable_dir(work, final))
             else:
-                out = Path(into)
+                out = work
                 out.mkdir(parents=True, exist_ok=True)
+            if resume_from is None:
+                start_afresh(out)  # what a run killed before its first checkpoint left
             # best_val_mode: whether a sweep ranks this run's best_val high or low
             mode = module.monitor_mode
             tags = run_tags(cfg, root) | {"seed": str(cfg.seed), "best_val_mode": mode}
             interval = cfg.tracking.system_metrics_interval
             name = model_name if parent_run is None else f"{model_name} seed {cfg.seed}"
-            run_id = stack.enter_context(tracked_run(uri, task, name, tags, interval, parent_run))
+            reopen = read_state(out).get("run_id") if resume_from else None
+            run_id = stack.enter_context(
+                tracked_run(uri, task, name, tags, interval, parent_run, resume=reopen)
+            )
+            write_state(out, {"run_id": run_id})
             _log_setup(cfg, net, spec, out)
             log_params({f"protocol.{key}": str(value) for key, value in fields.items()})
         else:
@@ -115,11 +139,12 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
             auto_insert_metric_name=False,
         )  # fmt: skip
         memory = TrainingMemory()
+        resume_point = ResumePoint(out / LAST, cfg.resume.checkpoint_seconds)
         module.gradient_clip_val = cfg.trainer.get("gradient_clip_val")  # clipped by the module
         trainer: L.Trainer = instantiate(
             cfg.trainer,
             gradient_clip_val=None,
-            callbacks=[checkpoint, history, memory, progress_bar()],
+            callbacks=[checkpoint, history, memory, progress_bar(), resume_point],
             logger=logger,
             default_root_dir=str(out),
             precision=resolve_precision(cfg.trainer),
@@ -138,7 +163,7 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
             datamodule.load(trainer.strategy.root_device)
         started = time.perf_counter()
         try:
-            trainer.fit(module, datamodule=datamodule)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         except Diverged as err:  # the run ends FAILED, the previous results stay as they were
             if is_main:
                 mlflow.set_tag("outcome", "diverged")
@@ -147,7 +172,8 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
                 f"run {task}/{model_name} (seed {cfg.seed}) diverged: {err}; it is recorded as "
                 f"FAILED{kept}. Lower model.lr or set trainer.gradient_clip_val"
             ) from None
-        fit_seconds = time.perf_counter() - started
+        # a resumed run counts the fit time of the process that was interrupted too
+        fit_seconds = time.perf_counter() - started + resume_point.earlier_seconds
         test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]
         if not is_main:
             return float("nan")
@@ -164,6 +190,9 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
         write_json(out / "metrics.json", metrics)
         measured = [*MEASURED, "best_val"]  # best_val: what a sweep ranks (None: no val split)
         mlflow.log_metrics({k: metrics[k] for k in measured if metrics[k] is not None})
+        finish(out)  # last.ckpt and the resume state: the run is complete
+        if resume_point.resumed_at is not None:
+            mlflow.set_tag("resumed_at_epoch", str(resume_point.resumed_at))
         for name in artifacts:
             mlflow.log_artifact(str(out / name))
         mlflow.log_artifacts(str(out / "checkpoints"), artifact_path="checkpoints")

@@ -58,9 +58,15 @@ class LengthBucketSampler(Sampler[list[int]]):
 
     def __init__(self, lengths: torch.Tensor, batch_size: int, pool: int = 50, seed: int = 0):
         self.lengths, self.batch_size, self.pool = lengths, batch_size, pool
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls it before each epoch: the order is a function of (seed, epoch), so a
+        run resumed at epoch k draws the batches the uninterrupted run drew there."""
+        self.epoch = epoch
 
     def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(len(self.lengths), generator=self.generator)
         batches = []
         for chunk in order.split(self.batch_size * self.pool):

@@ -51,7 +51,7 @@ def case_config(root: Path, case: DictConfig, scratch: Path, bench: DictConfig,
         f"task={case.task}", f"model={case.model}", *case.get("overrides", []), *shared,
         f"trainer.accelerator={ACCELERATORS[str(bench.device)]}",
         f"paths.prepared={(root / bench.paths.prepared).resolve()}",
-        f"paths.results={scratch / 'results'}",
+        f"paths.results={scratch / 'results'}", f"paths.partial={scratch / 'partial'}",
         f"tracking.uri=sqlite:///{scratch / 'mlflow.db'}",
         "tracking.system_metrics_interval=5",
     ]  # fmt: skip

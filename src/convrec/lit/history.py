@@ -29,6 +29,12 @@ class EpochHistory(Callback):
         self._start = self._last = 0.0
         self._samples = 0
 
+    def state_dict(self) -> dict:  # in the checkpoint: a resumed run keeps the earlier epochs
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.rows = list(state_dict["rows"])
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = self._last = time.perf_counter()
         self._samples = 0

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from convrec.errors import Interrupted
 from convrec.paths import store_root
+from convrec.processes import alive, this_process
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_NAME = "mlartifacts"
@@ -77,26 +78,35 @@ def tracked_run(
     tags: Mapping[str, str],
     system_metrics_interval: float | None = 5.0,
     parent: str | None = None,
+    resume: str | None = None,
 ) -> Iterator[str]:
-    """Yield the id of a new run; end it FINISHED, FAILED if the block raises, or KILLED if a
-    signal stopped it (convrec.errors.Interrupted).
+    """Yield the id of a new run, or of run `resume` reopened (an interrupted run resumed);
+    end it FINISHED, FAILED if the block raises, or KILLED if a signal stopped it
+    (convrec.errors.Interrupted).
 
     System metrics (CPU, memory, GPU) are sampled every `system_metrics_interval`
     seconds for the run's whole life; None turns them off. `parent`: the id of the active
-    run this one nests under (the seeds of one (task, model)).
+    run this one nests under (the seeds of one (task, model)). Every run carries its
+    process (host, pid, process_started), so that a later stage can end it KILLED when that
+    process is gone (end_orphaned_runs).
     """
     mlflow.set_tracking_uri(uri)
-    experiment_id = ensure_experiment(MlflowClient(uri), experiment, uri)
+    client = MlflowClient(uri)
+    experiment_id = ensure_experiment(client, experiment, uri)
     if sweep := os.environ.get(SWEEP_PARENT_ENV):  # a job of a `-m` sweep: nest it
         tags = {**tags, "mlflow.parentRunId": sweep,
                 "sweep_overrides": os.environ.get(SWEEP_OVERRIDES_ENV, "[]")}  # fmt: skip
     if parent is not None:
         tags = {**tags, "mlflow.parentRunId": parent}
+    tags = {**tags, **{key: str(value) for key, value in this_process().items()}}
     if system_metrics_interval is not None:
         mlflow.set_system_metrics_sampling_interval(system_metrics_interval)
+    if resume is not None and not _exists(client, resume):
+        tags, resume = {**tags, "resumes": resume}, None  # its store was reset: a new run
     run = mlflow.start_run(
-        experiment_id=experiment_id,
-        run_name=run_name,
+        run_id=resume,
+        experiment_id=None if resume else experiment_id,
+        run_name=None if resume else run_name,
         tags=dict(tags),
         log_system_metrics=system_metrics_interval is not None,
         nested=parent is not None,
@@ -110,6 +120,34 @@ def tracked_run(
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run(status="FINISHED")
+
+
+def _exists(client: MlflowClient, run_id: str) -> bool:
+    try:
+        client.get_run(run_id)
+        return True
+    except MlflowException:
+        return False
+
+
+def end_orphaned_runs(uri: str) -> list[str]:
+    """End KILLED every run of this host left RUNNING by a process that is gone (SIGKILL, the
+    OOM killer: nothing in that process could end it). Runs of other hosts are left alone, as
+    are runs older than these tags. Returns the ids it ended."""
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    host = this_process()["host"].replace("'", "")
+    running = client.search_runs(
+        experiments, f"attributes.status = 'RUNNING' and tags.host = '{host}'", max_results=5000
+    )
+    ended = []
+    for run in running:
+        if not alive(run.data.tags):
+            client.set_terminated(run.info.run_id, "KILLED")
+            ended.append(run.info.run_id)
+    return ended
 
 
 class RunLogger(MLFlowLogger):
