@@ -82,3 +82,61 @@ def test_every_family_has_a_search_space_over_keys_its_models_have():
         assert sweeper.sampler.seed == 0  # a search is reproducible
         for key in sweeper.params:
             assert OmegaConf.select(cfg, key, default=absent) is not absent, (space, key)
+
+
+@pytest.mark.slow
+def test_an_optuna_sweep_killed_after_two_trials_resumes_to_four_under_one_parent_run(
+    tmp_path, prepared_root
+):
+    """The study lives in optuna.db beside the MLflow store (convrec's own sweeper): the same
+    command after a SIGKILL continues it, under the parent run it had."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+
+    from conftest import REPO
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [sys.executable, str(REPO / "pipelines/train.py"), "-m", "task=mnist1d",
+               "model=cnn", "hparams_search=cnn", "hydra.sweeper.n_trials=4", "profile=tiny",
+               f"paths.prepared={prepared_root}"]  # fmt: skip
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    client, deadline = MlflowClient(uri), time.monotonic() + 300
+
+    def finished_jobs():
+        experiment = client.get_experiment_by_name("mnist1d")
+        if experiment is None:
+            return []
+        runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'")
+        return [r for r in runs if r.data.tags.get("sweep") != "parent"]
+
+    while len(finished_jobs()) < 2:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    (storage,) = tmp_path.glob("optuna.db")
+    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{storage}")
+    assert 2 <= summary.n_trials <= 4  # two or three done, maybe one under way
+
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name=summary.study_name, storage=f"sqlite:///{storage}")
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) == 4
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    runs = client.search_runs([client.get_experiment_by_name("mnist1d").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("sweep") == "parent"]
+    jobs = [r for r in runs if r.info.run_id != parent.info.run_id]
+    assert parent.info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {parent.info.run_id}
+    assert len([r for r in jobs if r.info.status == "FINISHED"]) == 4
+    assert {r.info.status for r in jobs} <= {"FINISHED", "KILLED"}  # the one the kill cut short
+    assert parent.data.metrics["best_value"] == max(r.data.metrics["best_val"] for r in jobs
+                                                    if r.info.status == "FINISHED")  # fmt: skip

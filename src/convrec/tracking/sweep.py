@@ -6,7 +6,9 @@ the jobs through the environment (joblib's workers and SLURM jobs inherit it), a
 job's run names it as `mlflow.parentRunId`, which the dashboard nests under. When the sweep
 ends, the parent records how many jobs finished and the best job: its score (`best_value`:
 the jobs' `best_val`, which an Optuna sweep also optimises), run id and overrides. The jobs'
-runs are read back from the store, so this works whatever process or machine ran them.
+runs are read back from the store, so this works whatever process or machine ran them. An
+Optuna sweep run again after a crash continues its study (hydra_plugins.convrec_optuna_sweeper)
+under the parent run it had.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from convrec.paths import project_root
+from convrec.processes import this_process
 from convrec.tracking.mlflow_run import (
     SWEEP_OVERRIDES_ENV,
     SWEEP_PARENT_ENV,
@@ -45,15 +48,29 @@ class SweepParentRun(Callback):
         experiment_id = ensure_experiment(client, config.task.name, self.uri)
         sweeper = str(config.hydra.sweeper.get("_target_", "basic")).rsplit(".", 1)[-1]
         launcher = str(config.hydra.launcher.get("_target_", "basic")).rsplit(".", 1)[-1]
-        run = client.create_run(
-            experiment_id,
-            run_name=f"sweep {config.task.name}",
-            tags={"sweep": "parent", "sweeper": sweeper, "launcher": launcher,
-                  "git_commit": git_commit(project_root())},  # fmt: skip
-        )
-        overrides = json.dumps(list(config.hydra.overrides.task))
-        client.log_param(run.info.run_id, "overrides", overrides)
-        self.run_id = run.info.run_id
+        tags = {"sweep": "parent", "sweeper": sweeper, "launcher": launcher,
+                "git_commit": git_commit(project_root()),
+                **{key: str(value) for key, value in this_process().items()}}  # fmt: skip
+        if sweeper == "OptunaSweeper":  # its study outlives a crash: so does its parent run
+            from hydra_plugins.convrec_optuna_sweeper.optuna_sweeper import study_identity
+
+            storage, study = study_identity(config)
+            tags |= {"optuna_study": study, "optuna_storage": storage}
+            earlier = client.search_runs(
+                [experiment_id], f"tags.sweep = 'parent' and tags.optuna_study = '{study}' and "
+                f"tags.optuna_storage = '{storage}'", order_by=["attributes.start_time DESC"],
+            )  # fmt: skip
+            if earlier:
+                self.run_id = earlier[0].info.run_id
+                client.update_run(self.run_id, status="RUNNING")
+                for key, value in tags.items():
+                    client.set_tag(self.run_id, key, value)
+        if self.run_id is None:
+            run = client.create_run(experiment_id, run_name=f"sweep {config.task.name}",
+                                    tags=tags)  # fmt: skip
+            self.run_id = run.info.run_id
+            overrides = json.dumps(list(config.hydra.overrides.task))
+            client.log_param(self.run_id, "overrides", overrides)
         os.environ[SWEEP_PARENT_ENV] = self.run_id
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -74,12 +91,20 @@ class SweepParentRun(Callback):
             best = (max if higher else min)(scored, key=lambda r: r.data.metrics[SCORE])
             client.log_metric(self.run_id, "best_value", best.data.metrics[SCORE])
             client.set_tag(self.run_id, "best_run_id", best.info.run_id)
+            best_params = {}
             for override in json.loads(best.data.tags.get("sweep_overrides") or "[]"):
                 key, _, value = override.partition("=")
-                client.log_param(self.run_id, f"best.{key.lstrip('+~')}", value)
-        status = "FINISHED" if jobs and len(finished) == len(jobs) else "FAILED"
-        client.set_terminated(self.run_id, status)
+                best_params[f"best.{key.lstrip('+~')}"] = value
+            logged = client.get_run(self.run_id).data.params
+            for key, value in best_params.items():
+                if key not in logged:  # a param is written once; a sweep resumed after it had
+                    client.log_param(self.run_id, key, value)  # logged a best keeps that one,
+                client.set_tag(self.run_id, key, value)  # and its tags name the best of all
+        # A sweep that ended (Hydra calls this only then) is FINISHED if any job finished; its
+        # jobs killed by an earlier crash show as KILLED runs beside the ones that replaced them.
+        client.set_terminated(self.run_id, "FINISHED" if finished else "FAILED")
         os.environ.pop(SWEEP_PARENT_ENV, None)
+        self.run_id = None
 
 
 class ThreadShare(Callback):

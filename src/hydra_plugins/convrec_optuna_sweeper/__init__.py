@@ -1,0 +1,1 @@
+"""convrec's Optuna sweeper for Hydra `-m` runs (hydra/sweeper=optuna): see optuna_sweeper.py."""
