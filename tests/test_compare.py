@@ -213,7 +213,8 @@ def test_other_test_metrics_are_listed_beside_the_headline():
 def test_dvc_reads_the_verdict_in_a_few_numbers_and_one_curve_file_per_task(tmp_path):
     results = _two_mnist_runs(tmp_path)
     (results / "mnist" / "lstm" / "history.csv").write_text("epoch,val/loss\n1,0.3\n")
-    runs = [{"task": "mnist", "model": m} for m in ("cnn", "lstm", "gru")]
+    _metrics(results, "mnist", "mlp", "mlp", 97.0, 1000)  # a baseline: no column of its own
+    runs = [{"task": "mnist", "model": m} for m in ("cnn", "lstm", "gru", "mlp")]
     out = write_reports(results, runs, tmp_path / "reports")
     # one seed each: no test can call a winner
     assert json.loads((out / "metrics.json").read_text()) == {

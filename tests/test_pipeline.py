@@ -33,6 +33,10 @@ RUNS = {
 }
 
 
+# what the README's `dvc exp show` drops: each stage dependency's hash, and the date
+EXP_SHOW_DROP = "^(conf|data|src|pipelines|results)|Created"
+
+
 def _copy_repo(dest: Path) -> Path:
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
@@ -125,10 +129,16 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     assert set(metrics) <= {"rank", "wins", "ties", "untested"} and "wins" in metrics
     table = _dvc(project, env, "metrics", "show").stdout.splitlines()
     assert max(len(line) for line in table) <= 120, table
-    # dvc exp show: the pipeline's knobs and the verdict, not a column per run
+    # dvc exp show: the pipeline's knobs and the verdict, not a column per run; without the
+    # stages' dependency hashes (the README's command), nothing else
     header = _dvc(project, env, "exp", "show", "--csv").stdout.splitlines()[0].split(",")
-    assert {"profile", "seeds", "ties", "untested", "wins.cnn"} <= set(header)
+    assert {"profile", "seeds", "ties", "wins.cnn"} <= set(header)
     assert not [c for c in header if c.startswith(("runs.", "mnist.", "adding."))]
+    shown = _dvc(project, env, "exp", "show", "--csv", "--drop", EXP_SHOW_DROP).stdout
+    assert set(shown.splitlines()[0].split(",")) <= {"Experiment", "rev", "typ", "parent",
+                                                     "profile", "seeds", "ties", "untested",
+                                                     *(f"{k}.{f}" for k in ("rank", "wins")
+                                                       for f in ("cnn", "rnn", "hybrid", "mlp"))}
     plots = json.loads(_dvc(project, env, "plots", "show", "--json").stdout)["data"]
     assert sorted(plots) == sorted(f"reports/curves/{t}.csv" for t in pipeline.tasks)
     for task, (plot,) in plots.items():  # one line per model of the task
