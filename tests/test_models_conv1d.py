@@ -134,13 +134,13 @@ def test_lstm_fcn_shuffles_dimensions_only_on_fixed_length_tasks():
 
 @pytest.mark.parametrize("name", SUMMARY)
 def test_pooling_models_refuse_a_label_per_step(name):
-    with pytest.raises(ConvrecError, match="cannot predict a label per step"):
+    with pytest.raises(ConvrecError, match="the task wants a label per step"):
         build_model(name, STEPS)
 
 
 @pytest.mark.parametrize("name", list(SMALL))
 def test_sequence_models_refuse_images(name):
-    with pytest.raises(ConvrecError, match="not images"):
+    with pytest.raises(ConvrecError, match="inputs, and the task has image"):
         build_model(name, IOSpec("image", (1, 28, 28), 10))
 
 

@@ -7,7 +7,7 @@ import torch
 
 from convrec.errors import ConvrecError
 from convrec.lit.sequence import SequenceModule, SequenceScores, edit_distance, target_lists
-from convrec.models import build_model
+from convrec.models import MODELS, build_model
 from convrec.models.decoding import beam_search, ctc_greedy, slots_greedy
 from convrec.models.spec import IOSpec
 
@@ -104,6 +104,8 @@ def test_teacher_forcing_predicts_each_digit_from_the_previous_ones():
 
 
 def test_a_model_without_decoding_is_refused_with_the_fix():
-    net = build_model("cnn", SPEC)  # builds (one class per image), but cannot write a sequence
+    # built directly: build_model refuses the pair already (cnn's `accepts`); the module
+    # refuses it too, for a net that reaches it another way
+    net = MODELS.get("cnn")(SPEC)
     with pytest.raises(ConvrecError, match="CNN cannot write a sequence of classes.*use crnn"):
         SequenceModule(net, SPEC, optimizer=torch.optim.SGD)

@@ -141,11 +141,11 @@ def test_taggers_give_a_tag_per_token_that_padding_never_changes(name):
 
 @pytest.mark.parametrize("name", ["cnn_tagger", "cnn_bilstm"])
 def test_taggers_refuse_one_label_per_sequence(name):
-    with pytest.raises(ConvrecError, match="label per step"):
+    with pytest.raises(ConvrecError, match="predicts steps or tags targets, and the task wants a"):
         build_model(name, IOSpec("tokens", (12,), 2, vocab_size=40, variable_length=True))
 
 
 @pytest.mark.parametrize("name", ["textcnn", "cnn_lstm", "fcn"])
 def test_pooling_models_refuse_tags(name):
-    with pytest.raises(ConvrecError, match="cannot predict a label per step"):
+    with pytest.raises(ConvrecError, match="the task wants a tag per token"):
         build_model(name, SPEC)

@@ -6,6 +6,7 @@ rename within one filesystem is atomic.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -69,14 +70,23 @@ def staged_dir(final: Path) -> Iterator[Path]:
 
 def publish_dir(ready: Path, final: Path) -> None:
     """Put the folder `ready` in place of `final` (same filesystem): the old one is moved aside
-    first, so a reader finds the old folder or the new one; at worst, for an instant, none."""
+    first, so a reader finds the old folder or the new one; at worst, for an instant, none.
+    Parallel publishers of one folder (the jobs of a sweep) each get theirs in; the last wins."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(ready, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    for attempt in range(20):
+        old = final.with_name(f".{final.name}.old.{os.getpid()}.{attempt}")
+        try:
+            os.replace(final, old)
+        except FileNotFoundError:  # nothing there, or another publisher moved it first
+            old = None
+        try:
+            os.replace(ready, final)
+            return
+        except OSError as err:  # another publisher's folder landed there in between: again
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    raise OSError(f"could not publish {ready} as {final}: other processes kept replacing it")

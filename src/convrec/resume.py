@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,8 +71,38 @@ def resumable_dir(folder: Path, final: Path) -> Iterator[Path]:
     publish it as `final` in one rename when the block succeeds (without last.ckpt and the
     resume files). A signal or a crash keeps it for the rerun to resume; a run that diverged or
     was refused (ConvrecError) loses it, as resuming would only repeat that."""
+    _claim(folder)
+    try:
+        yield folder
+    except ConvrecError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finish(folder)
+    publish_dir(folder, final)
+    (final / OWNER).unlink(missing_ok=True)  # kept until now: siblings' runs leave it alone
+    _remove_empty_parents(folder.parent)
+
+
+def finish(folder: Path) -> None:
+    """Drop what only a resume needs: last.ckpt (the best checkpoint stays) and the state."""
+    for name in (LAST, Path(STATE)):
+        (folder / name).unlink(missing_ok=True)
+
+
+def _claim(folder: Path) -> None:
+    """Make `folder` this process's, with owner.json in it from the first instant (a new folder
+    is made beside and renamed into place), so that no sibling run takes it for stale. One that
+    a live process holds is refused; one whose process is gone is taken over (the resume)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_siblings(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        fresh = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        write_json(fresh / OWNER, this_process())
+        try:
+            os.rename(fresh, folder)
+            return
+        except OSError:  # another process made it first: it is checked below
+            shutil.rmtree(fresh, ignore_errors=True)
     owner = _read_owner(folder)
     if owner and alive(owner) and owner.get("pid") != os.getpid():
         raise ConvrecError(
@@ -79,23 +110,6 @@ def resumable_dir(folder: Path, final: Path) -> Iterator[Path]:
             f"{folder}; wait for it to end or stop it"
         )
     write_json(folder / OWNER, this_process())
-    try:
-        yield folder
-    except ConvrecError:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    except BaseException:
-        (folder / OWNER).unlink(missing_ok=True)
-        raise
-    finish(folder)
-    publish_dir(folder, final)
-    _remove_empty_parents(folder.parent)
-
-
-def finish(folder: Path) -> None:
-    """Drop what only a resume needs: last.ckpt (the best checkpoint stays) and the state."""
-    for name in (LAST, Path(STATE), Path(OWNER)):
-        (folder / name).unlink(missing_ok=True)
 
 
 def _read_owner(folder: Path) -> dict:
@@ -111,7 +125,9 @@ def _remove_stale_siblings(folder: Path) -> None:
     if not folder.parent.is_dir():
         return
     for sibling in folder.parent.iterdir():
-        if sibling != folder and sibling.is_dir() and not alive(_read_owner(sibling) or {}):
+        if sibling.name.startswith("."):  # one being made (_claim) or moved aside (publish_dir)
+            continue
+        if sibling != folder and sibling.is_dir() and not alive(_read_owner(sibling)):
             shutil.rmtree(sibling, ignore_errors=True)
 
 
