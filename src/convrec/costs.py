@@ -82,19 +82,36 @@ def training_memory_mb(
     return (weights + gradients + state + saved_bytes) / MIB
 
 
-def median_seconds(call: Callable[[], object], device: torch.device, repeats: int,
-                   warmup: int) -> float:  # fmt: skip
-    """Median wall time of `call()` over `repeats` timed calls after `warmup` untimed ones;
-    on a GPU each call is timed to the end of its kernels, which run asynchronously."""
-    timings = []
-    for i in range(warmup + repeats):
+def timed_calls(
+    call: Callable[[], object], device: torch.device, warmup_calls: int,
+    warmup_seconds: float = 0.0, min_calls: int = 1, min_seconds: float = 0.0,
+    max_calls: int | None = None,
+) -> list[float]:  # fmt: skip
+    """Seconds of each timed `call()`: first untimed ones, `warmup_calls` of them and for
+    `warmup_seconds` at least, then timed ones until there are `min_calls` and they took
+    `min_seconds` (at most `max_calls`, by default `min_calls`). On a GPU each call is timed to
+    the end of its kernels, which run asynchronously."""
+    started, warmed = time.perf_counter(), 0
+    while warmed < warmup_calls or time.perf_counter() - started < warmup_seconds:
         _sync(device)
-        started = time.perf_counter()
+        call()
+        warmed += 1
+    _sync(device)
+    timings: list[float] = []
+    limit = max_calls if max_calls is not None else min_calls
+    while len(timings) < limit and (len(timings) < min_calls or sum(timings) < min_seconds):
+        _sync(device)
+        call_started = time.perf_counter()
         call()
         _sync(device)
-        if i >= warmup:
-            timings.append(time.perf_counter() - started)
-    return median(timings)
+        timings.append(time.perf_counter() - call_started)
+    return timings
+
+
+def median_seconds(call: Callable[[], object], device: torch.device, repeats: int,
+                   warmup: int) -> float:  # fmt: skip
+    """Median wall time of `call()` over `repeats` timed calls after `warmup` untimed ones."""
+    return median(timed_calls(call, device, warmup, min_calls=repeats))
 
 
 @dataclass(frozen=True)
@@ -116,20 +133,7 @@ def latency(
     Why so many: the first calls of a freshly trained model pay one-off costs (oneDNN picks
     kernels for the shape, the thread pool wakes, caches are cold). With three warm-up calls and
     twenty timed ones, five identical MNIST-1D runs measured 32, 28, 14, 0.10 and 0.10 ms."""
-    started = time.perf_counter()
-    warmed = 0
-    while warmed < 3 or time.perf_counter() - started < warmup_seconds:
-        _sync(device)
-        predict()
-        warmed += 1
-    _sync(device)
-    timings: list[float] = []
-    while len(timings) < max_calls and (len(timings) < min_calls or sum(timings) < min_seconds):
-        _sync(device)
-        call_started = time.perf_counter()
-        predict()
-        _sync(device)
-        timings.append(time.perf_counter() - call_started)
+    timings = timed_calls(predict, device, 3, warmup_seconds, min_calls, min_seconds, max_calls)
     q25, q50, q75 = quantiles(timings, n=4, method="inclusive")
     return Latency(1000.0 * q50, 1000.0 * (q75 - q25), len(timings))
 

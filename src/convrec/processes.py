@@ -32,3 +32,8 @@ def alive(owner: dict) -> bool:
     except (psutil.Error, KeyError, ValueError):
         return False
     return abs(started - float(owner.get("process_started", 0))) < 1.0
+
+
+def process_tags() -> dict[str, str]:
+    """this_process() as MLflow tags (strings), which `alive` reads back as they are."""
+    return {key: str(value) for key, value in this_process().items()}

@@ -42,11 +42,16 @@ def partial_dir(cfg: DictConfig, root: Path) -> Path:
     return root / cfg.paths.partial / cfg.task.name / cfg.model.name / config_key(cfg)
 
 
-def read_state(folder: Path) -> dict:
+def _read_json(path: Path) -> dict:
+    """A resume file's contents; {} where it is missing or cut short by a kill."""
     try:
-        return json.loads((folder / STATE).read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def read_state(folder: Path) -> dict:
+    return _read_json(folder / STATE)
 
 
 def write_state(folder: Path, state: dict) -> None:
@@ -113,10 +118,7 @@ def _claim(folder: Path) -> None:
 
 
 def _read_owner(folder: Path) -> dict:
-    try:
-        return json.loads((folder / OWNER).read_text())
-    except (OSError, ValueError):
-        return {}
+    return _read_json(folder / OWNER)
 
 
 def _remove_stale_siblings(folder: Path) -> None:

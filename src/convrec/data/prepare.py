@@ -147,7 +147,7 @@ def load_meta(task_dir: Path) -> dict:
             f"{task_dir} holds no prepared data; run `uv run dvc repro prepare@{task_dir.name}` "
             f"(or `uv run python pipelines/prepare.py task={task_dir.name}`) first"
         )
-    again = f"prepare the task again (`uv run dvc repro prepare@{task_dir.name} --force`)"
+    again = _prepare_again(task_dir)
     try:
         meta = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -166,7 +166,7 @@ def load_split(task_dir: Path, split: str, verify_against: dict | None = None):
     whose checksum differs from meta.json's, or that holds anything but tensors (torch.load
     with weights_only unpickles nothing else, even when the checksum matches), is refused."""
     path = task_dir / f"{split}.pt"
-    again = f"prepare the task again (`uv run dvc repro prepare@{task_dir.name} --force`)"
+    again = _prepare_again(task_dir)
     if verify_against is not None:
         expected = verify_against["files"].get(f"{split}.pt")
         if not path.is_file():
@@ -182,6 +182,11 @@ def load_split(task_dir: Path, split: str, verify_against: dict | None = None):
     if not plain or not {"x", "y"} <= set(tensors):
         raise ConvrecError(f"{path} does not hold the tensors x and y; {again}")
     return tensors
+
+
+def _prepare_again(task_dir: Path) -> str:
+    """The fix for a prepared file that cannot be trusted."""
+    return f"prepare the task again (`uv run dvc repro prepare@{task_dir.name} --force`)"
 
 
 def load_vocab(task_dir: Path) -> list[str]:

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from convrec.errors import Interrupted
 from convrec.paths import store_root
-from convrec.processes import alive, this_process
+from convrec.processes import alive, process_tags, this_process
 
 DB_NAME = "mlflow.db"
 ARTIFACTS_NAME = "mlartifacts"
@@ -98,7 +98,7 @@ def tracked_run(
                 "sweep_overrides": os.environ.get(SWEEP_OVERRIDES_ENV, "[]")}  # fmt: skip
     if parent is not None:
         tags = {**tags, "mlflow.parentRunId": parent}
-    tags = {**tags, **{key: str(value) for key, value in this_process().items()}}
+    tags = {**tags, **process_tags()}
     if system_metrics_interval is not None:
         mlflow.set_system_metrics_sampling_interval(system_metrics_interval)
     if resume is not None and not _exists(client, resume):

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from convrec.paths import project_root
-from convrec.processes import this_process
+from convrec.processes import process_tags
 from convrec.tracking.mlflow_run import (
     SWEEP_OVERRIDES_ENV,
     SWEEP_PARENT_ENV,
@@ -50,7 +50,7 @@ class SweepParentRun(Callback):
         launcher = str(config.hydra.launcher.get("_target_", "basic")).rsplit(".", 1)[-1]
         tags = {"sweep": "parent", "sweeper": sweeper, "launcher": launcher,
                 "git_commit": git_commit(project_root()),
-                **{key: str(value) for key, value in this_process().items()}}  # fmt: skip
+                **process_tags()}  # fmt: skip
         if sweeper == "OptunaSweeper":  # its study outlives a crash: so does its parent run
             from hydra_plugins.convrec_optuna_sweeper.optuna_sweeper import study_identity
 
