@@ -66,13 +66,13 @@ class LengthBucketSampler(Sampler[list[int]]):
         self.epoch = epoch
 
     def __iter__(self):
-        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=self.generator)
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator)
         batches = []
         for chunk in order.split(self.batch_size * self.pool):
             chunk = chunk[torch.argsort(self.lengths[chunk], stable=True)]
             batches.extend(chunk.split(self.batch_size))
-        for i in torch.randperm(len(batches), generator=self.generator).tolist():
+        for i in torch.randperm(len(batches), generator=generator).tolist():
             yield batches[i].tolist()
 
     def __len__(self) -> int:
