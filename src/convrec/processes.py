@@ -35,5 +35,9 @@ def alive(owner: dict) -> bool:
 
 
 def process_tags() -> dict[str, str]:
-    """this_process() as MLflow tags (strings), which `alive` reads back as they are."""
-    return {key: str(value) for key, value in this_process().items()}
+    """this_process() as MLflow tags (strings), which `alive` reads back as they are, and the
+    SLURM job the process runs in, if any (to find its log and accounting from the run)."""
+    tags = {key: str(value) for key, value in this_process().items()}
+    if os.environ.get("SLURM_JOB_ID"):
+        tags["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+    return tags
