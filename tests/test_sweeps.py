@@ -84,6 +84,47 @@ def test_every_family_has_a_search_space_over_keys_its_models_have():
             assert OmegaConf.select(cfg, key, default=absent) is not absent, (space, key)
 
 
+def test_a_trial_whose_job_finished_before_a_crash_gets_the_score_its_run_recorded(tmp_path):
+    """A job's MLflow run ends before the sweeper tells the study: a crash between the two leaves
+    the trial RUNNING. Run again, the sweeper takes the score from the job's run instead of
+    failing the trial and training it again."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState
+
+    from convrec.tracking.sweep import finished_job_scores
+    from hydra_plugins.convrec_optuna_sweeper.optuna_sweeper import (
+        settle_interrupted_trials,
+        trial_overrides,
+    )
+
+    space, fixed = {"model.lr": FloatDistribution(1e-4, 1e-1, log=True)}, {"task": "mnist1d"}
+    study = optuna.create_study(direction="maximize")
+    told, finished, cut_short = (study.ask(space) for _ in range(3))
+    study.tell(told, 0.5)
+    study.enqueue_trial(told.params)  # the sampler may propose a trial's params again
+    again = study.ask(space)
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("mnist1d")
+    parent = client.create_run(experiment, tags={"sweep": "parent"}).info.run_id
+    for trial, score, status in [(told, 0.5, "FINISHED"), (finished, 0.7, "FINISHED"),
+                                 (cut_short, 0.9, "KILLED")]:  # fmt: skip
+        run = client.create_run(experiment, tags={
+            "mlflow.parentRunId": parent,
+            "sweep_overrides": json.dumps(list(trial_overrides(trial.params, fixed)))})
+        client.log_metric(run.info.run_id, "best_val", score)
+        client.set_terminated(run.info.run_id, status)
+
+    settle_interrupted_trials(study, fixed, finished_job_scores(uri, parent))
+    states = {t.number: (t.state, t.value) for t in study.get_trials()}
+    assert states[finished.number] == (TrialState.COMPLETE, 0.7)
+    assert states[cut_short.number] == (TrialState.FAIL, None)  # its job never finished
+    assert states[again.number] == (TrialState.FAIL, None)  # the only such job is told's
+    assert states[told.number] == (TrialState.COMPLETE, 0.5)
+
+
 @pytest.mark.slow
 def test_an_optuna_sweep_killed_after_two_trials_resumes_to_four_under_one_parent_run(
     tmp_path, prepared_root
@@ -108,20 +149,17 @@ def test_an_optuna_sweep_killed_after_two_trials_resumes_to_four_under_one_paren
                                stderr=subprocess.DEVNULL)  # fmt: skip
     client, deadline = MlflowClient(uri), time.monotonic() + 300
 
-    def completed_trials():
-        """Trials the study holds as complete (a job's MLflow run ends before the sweeper tells
-        the study, so a kill between the two would leave a finished job's trial unrecorded)."""
-        if not (tmp_path / "optuna.db").is_file():
-            return 0
+    def finished_jobs():
+        """Jobs whose MLflow run has ended FINISHED (the sweeper may not have told the study
+        yet: the resumed sweep takes those scores from MLflow)."""
         try:
-            (summary,) = optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'optuna.db'}")
-            study = optuna.load_study(study_name=summary.study_name,
-                                      storage=f"sqlite:///{tmp_path / 'optuna.db'}")  # fmt: skip
-            return len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
-        except ValueError:  # the study is being created
+            experiment = client.get_experiment_by_name("mnist1d")
+            runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        except Exception:  # the store is being created
             return 0
+        return sum(r.info.status == "FINISHED" and "sweep" not in r.data.tags for r in runs)
 
-    while completed_trials() < 2:
+    while finished_jobs() < 2:
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import defaultdict
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -105,6 +106,22 @@ class SweepParentRun(Callback):
         client.set_terminated(self.run_id, "FINISHED" if finished else "FAILED")
         os.environ.pop(SWEEP_PARENT_ENV, None)
         self.run_id = None
+
+
+def finished_job_scores(uri: str, parent_run_id: str) -> dict[frozenset[str], list[float]]:
+    """The scores of a sweep's finished jobs, keyed by each job's overrides. A job's run ends
+    before its sweeper records the score, so a crash between the two leaves a finished job that
+    only MLflow knows of; the Optuna sweeper run again takes its score from here."""
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, f"tags.mlflow.parentRunId = '{parent_run_id}' and "
+                              "attributes.status = 'FINISHED'")  # fmt: skip
+    scores: dict[frozenset[str], list[float]] = defaultdict(list)
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        if SCORE in run.data.metrics:
+            overrides = json.loads(run.data.tags.get("sweep_overrides") or "[]")
+            scores[frozenset(overrides)].append(run.data.metrics[SCORE])
+    return scores
 
 
 class ThreadShare(Callback):

@@ -8,8 +8,9 @@ search-space syntax (`hydra.sweeper.params`: `interval(a, b)`, `tag(log, interva
 The study lives in `storage`: by default `optuna.db`, a SQLite file beside the MLflow store;
 PostgreSQL (`postgresql://...`) or a journal file (`journal:<path>`) for workers on several
 machines. Its name is derived from the sweep's command line unless `study_name` is set, so
-rerunning a crashed sweep's command continues its study: trials the crash left running are
-marked failed, and the sweep asks for new ones until `n_trials` have completed.
+rerunning a crashed sweep's command continues its study: a trial the crash left running whose
+job had finished (its MLflow run under the sweep's parent holds the score) gets that score, the
+others are marked failed, and the sweep asks for new ones until `n_trials` have completed.
 
 No `from __future__ import annotations` here: Hydra loads plugin modules without putting them
 in sys.modules, where a dataclass would look its postponed annotations up.
@@ -17,7 +18,9 @@ in sys.modules, where a dataclass would look its postponed annotations up.
 
 import hashlib
 import logging
-from collections.abc import Sequence
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +134,40 @@ def study_identity(config: DictConfig) -> tuple[str, str]:
     return storage, sweeper.get("study_name") or default_study_name(config, overrides)
 
 
+def trial_overrides(params: Mapping[str, Any], fixed: Mapping[str, str]) -> tuple[str, ...]:
+    """The overrides a trial's job is launched with (and its MLflow run is tagged with)."""
+    return tuple(f"{k}={v}" for k, v in {**params, **fixed}.items())
+
+
+def settle_interrupted_trials(
+    study: optuna.Study, fixed: Mapping[str, str], job_scores: Mapping[frozenset[str], list[float]]
+) -> None:
+    """Trials an earlier crash left RUNNING: one whose job finished gets the job's score (a
+    finished job not yet claimed by a complete trial of the same overrides); the rest fail."""
+    complete = Counter(frozenset(trial_overrides(t.params, fixed))
+                       for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    unclaimed = {key: list(scores[complete[key]:]) for key, scores in job_scores.items()}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        scores = unclaimed.get(frozenset(trial_overrides(trial.params, fixed)))
+        if scores:
+            study.tell(trial.number, scores.pop(0))
+            log.info(f"trial {trial.number}: its job had finished before the crash")
+        else:
+            study.tell(trial.number, state=TrialState.FAIL)
+
+
+def sweep_job_scores(config: DictConfig) -> Mapping[frozenset[str], list[float]]:
+    """The finished jobs' scores under this sweep's MLflow parent run (none without one)."""
+    from convrec.paths import project_root
+    from convrec.tracking.mlflow_run import SWEEP_PARENT_ENV, tracking_uri
+    from convrec.tracking.sweep import finished_job_scores
+
+    parent = os.environ.get(SWEEP_PARENT_ENV)
+    if not parent:
+        return {}
+    return finished_job_scores(tracking_uri(config.tracking.uri, project_root()), parent)
+
+
 class OptunaSweeper(Sweeper):
     def __init__(self, direction: str, n_trials: int, n_jobs: int, storage: str | None,
                  study_name: str | None, max_failure_rate: float, sampler: Any,
@@ -161,14 +198,13 @@ class OptunaSweeper(Sweeper):
         study = optuna.create_study(study_name=name, storage=storage_for(storage),
                                     sampler=sampler, direction=self.direction,
                                     load_if_exists=True)  # fmt: skip
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study.tell(trial.number, state=TrialState.FAIL)  # a crash left it running
+        if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            settle_interrupted_trials(study, fixed, sweep_job_scores(self.config))
         done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         log.info(f"Optuna study {name} in {storage}: {done} of {self.n_trials} trials done")
         while done < self.n_trials:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
-            overrides = [tuple(f"{k}={v}" for k, v in {**trial.params, **fixed}.items())
-                         for trial in trials]  # fmt: skip
+            overrides = [trial_overrides(trial.params, fixed) for trial in trials]
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(returns)
             failures = 0
