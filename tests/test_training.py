@@ -7,6 +7,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import compose_config, run_stage
@@ -117,6 +118,9 @@ def test_a_task_without_validation_trains_on_all_of_train_and_tests_the_last_epo
     history = read_history(project / "results/italy_power_demand/fcn/history.csv")
     assert [int(row["samples"]) for row in history] == [67] * 3  # every train series
     assert all(row["val/loss"] == row["val/acc"] == "" for row in history)
+    # the tested checkpoint is the final epoch's (saved once, at the end)
+    best = project / "results/italy_power_demand/fcn/checkpoints/best.ckpt"
+    assert torch.load(best, map_location="cpu", weights_only=False)["epoch"] == 2
 
 
 def test_accelerator_auto_trains_on_the_cpu_here_and_the_run_records_device_and_precision(
