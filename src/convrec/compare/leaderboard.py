@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from convrec.compare.references import same_protocol
-from convrec.compare.significance import TEST, ranks, winning_family
+from convrec.compare.significance import TEST, ranks, tied_first, winning_family
 from convrec.compare.time_to_accuracy import TARGET_RULE
 from convrec.errors import ConvrecError
 from convrec.protocol import describe
@@ -143,6 +143,12 @@ def _ranked(table: pd.DataFrame) -> pd.DataFrame:
         .index
     )
     table = table.loc[order].reset_index(drop=True)
+    order = list(table.index)
+    for _, group in table.groupby("task", sort=False):
+        runs = group[group["status"].eq("ok") & group["value"].notna()]
+        for slot, row in zip(runs.index, tied_first(runs).index, strict=True):
+            order[slot] = row  # the runs tied with the best come right after it
+    table = table.loc[order].reset_index(drop=True)
     table["rank"] = None
     for _, group in table.groupby("task", sort=False):
         runs = group[group["status"].eq("ok") & group["value"].notna()]
@@ -162,7 +168,8 @@ def to_markdown(table: pd.DataFrame) -> str:
         "training step's tensors (weights, gradients, optimizer state, activations saved for",
         "backward).",
         f"value: the mean ± the 95% confidence interval over the seeds. rank: {TEST}; a run",
-        "the best one does not beat is ranked 1 (tied).",
+        "the best one does not beat is ranked 1 (tied) and listed right after it, even below",
+        "the mean of a run the best does beat (seeds spread wide can tie with the best).",
         "",
     ]
     for task, group in table.groupby("task", sort=True):

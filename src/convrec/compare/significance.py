@@ -40,9 +40,23 @@ def seed_values(row) -> list[float]:
     return [] if pd.isna(row.get("value")) else [float(row["value"])]
 
 
+def tied_first(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs of one task (best first) with those the best does not beat significantly moved up
+    to just below it, each group in its own order. Significance is not transitive: a run of
+    widely spread seeds can tie with the best while one of a higher mean is beaten; read down,
+    the ranks then never go back to 1."""
+    if len(runs) < 2:
+        return runs
+    best = seed_values(runs.iloc[0])
+    tied = [differs(seed_values(row), best) is False for _, row in runs.iterrows()]
+    tied[0] = True
+    return pd.concat([runs[tied], runs[[not t for t in tied]]])
+
+
 def ranks(runs: pd.DataFrame) -> list[str]:
-    """The rank of each run of one task (rows best first): its place, "1 (tied)" for a run
-    the best does not beat significantly, and "(untested)" where one side has one seed."""
+    """The rank of each run of one task (rows in tied_first's order): its place, "1 (tied)"
+    for a run the best does not beat significantly, and "(untested)" where one side has one
+    seed."""
     labels: list[str] = []
     best = None
     for place, (_, row) in enumerate(runs.iterrows(), start=1):
