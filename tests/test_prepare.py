@@ -7,7 +7,8 @@ import torch
 
 from conftest import compose_config
 from convrec.data.checksums import digest
-from convrec.data.prepare import load_meta, load_split, prepare_task
+from convrec.data.contract import load_meta, load_split
+from convrec.data.prepare import prepare_task
 from convrec.data.tasks.mnist import MNIST_FILES
 from convrec.errors import ConvrecError
 
@@ -32,7 +33,7 @@ def test_prepare_from_a_mirror_copy(tmp_path, mirror, monkeypatch):
     for name, sha in meta["files"].items():
         assert digest(out / name) == sha
     split = load_split(out, "test", verify_against=meta)
-    x, y = split["x"], split["y"]
+    x, y = split.x, split.y
     assert x.dtype == torch.uint8 and x.shape == (10000, 1, 28, 28)
     assert torch.bincount(y).tolist()[:2] == [980, 1135]  # the official test split
     assert sorted(p.name for p in out.parent.iterdir()) == ["mnist"]  # no temp leftovers

@@ -33,19 +33,19 @@ def test_the_generator_is_deterministic_under_its_seed(tmp_path):
     a, b, c = _load(tmp_path), _load(tmp_path), _load(tmp_path, generator_seed=1)
     for field in ("train_x", "train_y", "test_x", "test_y", "train_lengths", "test_lengths"):
         assert torch.equal(getattr(a, field), getattr(b, field))
-    assert a.vocab == b.vocab and not torch.equal(a.train_y, c.train_y)
+    assert a.vocab == b.vocab and not torch.equal(a.train.y, c.train.y)
     # The test split has its own stream: a bigger training set leaves its tags alone.
     bigger = _load(tmp_path, train_size=120)
-    assert torch.equal(bigger.test_y[:, : a.test_y.shape[1]], a.test_y)
-    assert torch.equal(bigger.test_lengths, a.test_lengths)
+    assert torch.equal(bigger.test.y[:, : a.test.y.shape[1]], a.test.y)
+    assert torch.equal(bigger.test.lengths, a.test.lengths)
 
 
 def test_splits_hold_a_tag_per_token_and_none_on_padding(tmp_path):
     raw = _load(tmp_path)
     assert raw.input_kind == "tokens" and raw.target_kind == "tags" and raw.class_names == TAGS
     assert raw.vocab[:2] == ["<pad>", "<unk>"]
-    for x, y, lengths in ((raw.train_x, raw.train_y, raw.train_lengths),
-                          (raw.test_x, raw.test_y, raw.test_lengths)):  # fmt: skip
+    for x, y, lengths in ((raw.train.x, raw.train.y, raw.train.lengths),
+                          (raw.test.x, raw.test.y, raw.test.lengths)):  # fmt: skip
         assert x.shape == y.shape and x.dtype == y.dtype == torch.int64
         real = torch.arange(x.shape[1])[None, :] < lengths[:, None]
         assert (x[~real] == 0).all() and (y[~real] == -1).all()

@@ -56,10 +56,10 @@ def test_the_generator_is_deterministic_and_each_split_has_its_own_stream(tmp_pa
     for field in ("train_x", "train_question", "train_y", "test_x", "test_question", "test_y"):
         assert torch.equal(getattr(a, field), getattr(b, field))
         assert not torch.equal(getattr(a, field), getattr(other, field))
-    assert a.train_x.shape == (12, 3, 75, 75) and a.train_x.dtype == torch.uint8
-    assert a.train_question.shape == (12, 4, QUESTION_LENGTH) and a.test_y.shape == (4, 4)
+    assert a.train.x.shape == (12, 3, 75, 75) and a.train.x.dtype == torch.uint8
+    assert a.train.question.shape == (12, 4, QUESTION_LENGTH) and a.test.y.shape == (4, 4)
     bigger = _load(tmp_path, **{**small, "train_images": 20})
-    assert torch.equal(bigger.test_x, a.test_x) and torch.equal(bigger.train_y[:12], a.train_y)
+    assert torch.equal(bigger.test.x, a.test.x) and torch.equal(bigger.train.y[:12], a.train.y)
     assert a.question_groups == {"nonrelational": 2, "relational": 3} and a.vocab == VOCAB
 
 

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from conftest import compose_config
+from convrec.data.contract import FORMAT_VERSION, META_KEYS
 from convrec.data.tasks import TASKS
 from convrec.errors import ConvrecError
 from convrec.models import MODELS, build_model
@@ -93,8 +94,13 @@ def test_an_impossible_pair_is_refused_before_data_is_read_or_a_run_opens(tmp_pa
     from convrec.training import train
 
     (tmp_path / "prepared/sort_of_clevr").mkdir(parents=True)
-    meta = {**TASK_SPECS["sort_of_clevr"], "format_version": 2, "task": "sort_of_clevr",
-            "split_sizes": {"train": 1, "val": 1, "test": 1}, "files": {}}  # fmt: skip
+    # a whole meta.json (convrec.data.contract): the spec, and the rest as a prepare would write
+    rest = {"profile": "tiny", "class_names": [], "question_groups": {}, "normalize": None,
+            "baseline": None, "split_seed": 0, "sources": {}, "generator": {}}  # fmt: skip
+    meta = {**rest, **TASK_SPECS["sort_of_clevr"], "format_version": FORMAT_VERSION,
+            "task": "sort_of_clevr", "split_sizes": {"train": 1, "val": 1, "test": 1},
+            "files": {}}  # fmt: skip
+    assert set(meta) == set(META_KEYS)
     (tmp_path / "prepared/sort_of_clevr/meta.json").write_text(json.dumps(meta))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = compose_config("train", ["task=sort_of_clevr", "model=cnn", "profile=tiny",

@@ -101,16 +101,16 @@ def from_mirror(mirror, tmp_path_factory):
 def test_fsdd_split_shapes_and_lengths(from_mirror, mirror):
     raw = from_mirror
     assert raw.input_kind == "sequence" and raw.image_view and raw.normalize
-    assert raw.train_x.shape == (2700, 40, 100) and raw.test_x.shape == (300, 40, 100)
-    assert raw.train_x.dtype == torch.float32 and raw.train_lengths.dtype == torch.int64
-    assert torch.bincount(raw.test_y).tolist() == [30] * 10
-    assert torch.bincount(raw.train_y).tolist() == [270] * 10
-    assert torch.bincount(raw.train_y[:60]).tolist() == [6] * 10  # any prefix mixes digits
+    assert raw.train.x.shape == (2700, 40, 100) and raw.test.x.shape == (300, 40, 100)
+    assert raw.train.x.dtype == torch.float32 and raw.train.lengths.dtype == torch.int64
+    assert torch.bincount(raw.test.y).tolist() == [30] * 10
+    assert torch.bincount(raw.train.y).tolist() == [270] * 10
+    assert torch.bincount(raw.train.y[:60]).tolist() == [6] * 10  # any prefix mixes digits
     assert raw.class_names == [str(d) for d in range(10)]
-    lengths = torch.cat([raw.train_lengths, raw.test_lengths])
+    lengths = torch.cat([raw.train.lengths, raw.test.lengths])
     assert int(lengths.min()) >= 10 and int(lengths.max()) == 100  # 0.14 s clips and cut ones
     assert int((lengths == 100).sum()) >= 20
-    x = torch.cat([raw.train_x, raw.test_x])
+    x = torch.cat([raw.train.x, raw.test.x])
     padding = torch.arange(100)[None, :] >= lengths[:, None]
     assert bool((x.transpose(1, 2)[padding] == 0).all())  # right-padded with zeros
     assert bool((x.transpose(1, 2)[~padding] < 0).any())  # real frames hold log energies
@@ -128,7 +128,7 @@ def test_the_test_split_is_indices_0_to_4_of_every_speaker_and_digit(mirror):
 def test_mfcc_features_are_a_setting(tmp_path, mirror, monkeypatch):
     monkeypatch.setenv("CONVREC_DATA_MIRROR", str(mirror))
     raw = fsdd_module.fsdd(_task(features="mfcc", max_frames=50), tmp_path / "raw")
-    assert raw.train_x.shape == (2700, 13, 50)
+    assert raw.train.x.shape == (2700, 13, 50)
     with pytest.raises(ConvrecError, match="task.features='spectrogram' is unknown"):
         fsdd_module.fsdd(_task(features="spectrogram"), tmp_path / "raw")
 
@@ -163,8 +163,8 @@ def test_the_official_archive_gives_the_mirror_tensors(tmp_path, mirror, monkeyp
     _serve(monkeypatch, fsdd_module.FSDD.url, _github_tar(recordings, tmp_path / "served.tar.gz"))
     raw = fsdd_module.fsdd(_task(), tmp_path / "raw")
     assert list(raw.sources) == [fsdd_module.FSDD.relpath]
-    assert torch.equal(raw.train_x, from_mirror.train_x) and torch.equal(
-        raw.test_y, from_mirror.test_y
+    assert torch.equal(raw.train.x, from_mirror.train.x) and torch.equal(
+        raw.test.y, from_mirror.test.y
     )
 
 

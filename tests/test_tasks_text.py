@@ -11,7 +11,8 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config
-from convrec.data.prepare import load_meta, load_split, prepare_task
+from convrec.data.contract import load_meta, load_split
+from convrec.data.prepare import prepare_task
 from convrec.data.sources import Archive, fetch_archive
 from convrec.data.tasks import imdb as imdb_module
 from convrec.data.tasks import sst2 as sst2_module
@@ -132,15 +133,15 @@ def test_imdb_from_the_mirror(tmp_path, mirror, monkeypatch):
     task = _task("imdb")
     raw = imdb_module.imdb(task, tmp_path / "raw")
     max_len, max_vocab = task.max_len.quick, task.max_vocab.quick
-    assert raw.train_x.shape == (25_000, max_len) and raw.test_x.shape == (25_000, max_len)
-    assert raw.train_x.dtype == torch.int64 and raw.input_kind == "tokens"
-    assert torch.bincount(raw.train_y).tolist() == [12_500, 12_500]
-    assert torch.bincount(raw.test_y).tolist() == [12_500, 12_500]
-    assert torch.bincount(raw.test_y[:1000]).tolist() == [500, 500]  # a test_limit is balanced
+    assert raw.train.x.shape == (25_000, max_len) and raw.test.x.shape == (25_000, max_len)
+    assert raw.train.x.dtype == torch.int64 and raw.input_kind == "tokens"
+    assert torch.bincount(raw.train.y).tolist() == [12_500, 12_500]
+    assert torch.bincount(raw.test.y).tolist() == [12_500, 12_500]
+    assert torch.bincount(raw.test.y[:1000]).tolist() == [500, 500]  # a test_limit is balanced
     assert raw.class_names == ["neg", "pos"]
     assert len(raw.vocab) == max_vocab and raw.vocab[:4] == ["<pad>", "<unk>", "the", "."]
-    assert int(raw.train_lengths.min()) >= 1 and int(raw.train_lengths.max()) == max_len
-    assert int(raw.train_x.max()) < max_vocab
+    assert int(raw.train.lengths.min()) >= 1 and int(raw.train.lengths.max()) == max_len
+    assert int(raw.train.x.max()) < max_vocab
     assert raw.sources == {
         "IMDB/aclImdb_labeled.tar.xz": next(iter(imdb_module.IMDB.mirror.values()))
     }
@@ -163,9 +164,9 @@ def test_sst2_prepared_from_the_mirror(tmp_path, mirror, monkeypatch):
     vocab = (out / "vocab.txt").read_text().splitlines()
     assert len(vocab) == meta["vocab_size"] and vocab[:2] == ["<pad>", "<unk>"]
     test = load_split(out, "test", verify_against=meta)
-    assert test["x"].dtype == torch.int64 and test["x"].shape == (872, meta["input_shape"][0])
-    assert torch.bincount(test["y"]).tolist() == [428, 444]
-    first = " ".join(vocab[i] for i in test["x"][0, : test["lengths"][0]])
+    assert test.x.dtype == torch.int64 and test.x.shape == (872, meta["input_shape"][0])
+    assert torch.bincount(test.y).tolist() == [428, 444]
+    first = " ".join(vocab[i] for i in test.x[0, : test.lengths[0]])
     assert first == "it ' s a charming and often affecting journey ."
 
 
@@ -203,11 +204,11 @@ def test_sst2_reads_the_official_zip_once_downloaded(tmp_path, mirror, monkeypat
     raw = sst2_module.sst2(_task("sst2"), tmp_path / "raw")
     assert asked == [archive.url] and (tmp_path / "raw/SST-2/SST-2.zip").is_file()
     assert list(raw.sources) == ["SST-2/SST-2.zip"]
-    assert raw.train_x.shape[0] == 67_349 and raw.test_x.shape[0] == 872
+    assert raw.train.x.shape[0] == 67_349 and raw.test.x.shape[0] == 872
 
     monkeypatch.setenv("CONVREC_DATA_MIRROR", str(mirror))
     from_mirror = sst2_module.sst2(_task("sst2"), tmp_path / "raw")
-    assert from_mirror.vocab == raw.vocab and torch.equal(from_mirror.test_x, raw.test_x)
+    assert from_mirror.vocab == raw.vocab and torch.equal(from_mirror.test.x, raw.test.x)
 
 
 # Sources: the official archive or the mirror's files

@@ -10,8 +10,9 @@ import torch
 
 from conftest import compose_config
 from convrec.data.checksums import digest
-from convrec.data.prepare import load_meta, prepare_task
-from convrec.data.tasks import TASKS, RawSplits, ucr
+from convrec.data.contract import RawSplits, load_meta
+from convrec.data.prepare import prepare_task
+from convrec.data.tasks import TASKS, ucr
 from convrec.errors import ConvrecError
 
 # task: (train size, test size, channels, steps, classes), as published with each archive
@@ -37,14 +38,14 @@ def test_each_task_loads_its_official_split(task):
     n_train, n_test, channels, steps, classes = OFFICIAL[task]
     raw = loaded(task)
     assert raw.input_kind == "sequence" and raw.target_kind == "class" and raw.normalize
-    assert raw.train_x.shape == (n_train, channels, steps) and raw.train_x.dtype == torch.float32
-    assert raw.test_x.shape == (n_test, channels, steps) and raw.test_x.dtype == torch.float32
-    assert raw.train_y.dtype == raw.test_y.dtype == torch.int64
+    assert raw.train.x.shape == (n_train, channels, steps) and raw.train.x.dtype == torch.float32
+    assert raw.test.x.shape == (n_test, channels, steps) and raw.test.x.dtype == torch.float32
+    assert raw.train.y.dtype == raw.test.y.dtype == torch.int64
     assert raw.class_names == classes
-    for y in (raw.train_y, raw.test_y):
+    for y in (raw.train.y, raw.test.y):
         assert y.min() >= 0 and y.max() < len(classes)
-    assert set(raw.train_y.tolist()) == set(range(len(classes)))
-    assert torch.isfinite(raw.train_x).all() and torch.isfinite(raw.test_x).all()
+    assert set(raw.train.y.tolist()) == set(range(len(classes)))
+    assert torch.isfinite(raw.train.x).all() and torch.isfinite(raw.test.x).all()
     assert 0 < raw.baseline["value"] < 100
 
     # Fawaz et al.'s protocol: the whole official train split trains, the final epoch is tested.
@@ -65,21 +66,23 @@ def test_sources_are_the_sha256_of_the_files_read(task):
 
 def test_japanese_vowels_keeps_its_lengths_and_pads_with_zeros():
     raw = loaded("japanese_vowels")
-    for x, lengths in ((raw.train_x, raw.train_lengths), (raw.test_x, raw.test_lengths)):
+    for x, lengths in ((raw.train.x, raw.train.lengths), (raw.test.x, raw.test.lengths)):
         assert lengths.dtype == torch.int64 and len(lengths) == len(x)
         assert 7 <= lengths.min() and lengths.max() <= 29
         padded = torch.arange(x.shape[-1])[None, :] >= lengths[:, None]  # (N, T)
         assert (x.abs().sum(dim=1)[padded] == 0).all()
         assert (x.abs().sum(dim=1)[~padded] > 0).all()  # LPC cepstra are never all zero
-    assert raw.test_lengths.max() == 29 and raw.train_lengths.max() == 26
-    assert loaded("gunpoint").train_lengths is None  # equal-length sets carry no lengths
+    assert raw.test.lengths.max() == 29 and raw.train.lengths.max() == 26
+    assert loaded("gunpoint").train.lengths is None  # equal-length sets carry no lengths
 
 
 def test_loading_is_deterministic():
     again = ucr.load_dataset("japanese_vowels")
     first = loaded("japanese_vowels")
-    for name in ("train_x", "train_y", "test_x", "test_y", "train_lengths", "test_lengths"):
-        assert torch.equal(getattr(again, name), getattr(first, name))
+    for split in ("train", "test"):
+        for name in ("x", "y", "lengths"):
+            a, b = (getattr(getattr(raw, split), name) for raw in (again, first))
+            assert torch.equal(a, b)
 
 
 def test_a_missing_file_names_the_aeon_version(tmp_path, monkeypatch):

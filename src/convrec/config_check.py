@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from convrec.data.prepare import load_meta
+from convrec.data.contract import load_meta
 from convrec.data.tasks import TASKS, check_validation_split
 from convrec.errors import ConvrecError
 from convrec.models import MODELS, check_fits

@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 
-from convrec.data.prepare import SPLITS, load_meta, load_split
+from convrec.data.contract import SPLITS, load_meta, load_split
 from convrec.errors import ConvrecError
 
 
@@ -129,19 +129,18 @@ class PreparedDataModule(L.LightningDataModule):
                     self.datasets[split] = BatchIndexedDataset(*moved, trim=data.trim)
             return
         for split in SPLITS:
-            tensors = load_split(self.task_dir, split, verify_against=self.meta)
+            data = load_split(self.task_dir, split, verify_against=self.meta)
             limit = self.limits.get(split)
             if limit is not None:
-                tensors = {k: v[:limit] for k, v in tensors.items()}
-            x = self._normalise(tensors["x"], tensors.get("lengths"))
-            lengths = [tensors["lengths"]] if "lengths" in tensors else []
-            question = [tensors["question"]] if "question" in tensors else []
-            parts = [t.to(device) for t in (x, *lengths, *question, tensors["y"])]
-            self.datasets[split] = BatchIndexedDataset(*parts, trim=self.is_text(x, lengths))
+                data = data.take(slice(0, limit))
+            x = self._normalise(data.x, data.lengths)
+            extra = [t for t in (data.lengths, data.question) if t is not None]
+            parts = [t.to(device) for t in (x, *extra, data.y)]
+            self.datasets[split] = BatchIndexedDataset(*parts, trim=self.is_text(x, data.lengths))
 
     @staticmethod
-    def is_text(x: torch.Tensor, lengths: list[torch.Tensor]) -> bool:
-        return x.dtype == torch.int64 and bool(lengths)
+    def is_text(x: torch.Tensor, lengths: torch.Tensor | None) -> bool:
+        return x.dtype == torch.int64 and lengths is not None
 
     def _normalise(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         if x.dtype == torch.int64:  # token ids

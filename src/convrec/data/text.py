@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
-from convrec.data.tasks import PAD, UNK
+from convrec.data.contract import PAD, UNK
 from convrec.errors import ConvrecError
 
 LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)

@@ -28,8 +28,9 @@ from convrec.data.audio import (
     one_thread,
     read_wav,
 )
+from convrec.data.contract import RawSplits, Split
 from convrec.data.sources import Archive, fetch_archive
-from convrec.data.tasks import TASKS, RawSplits, by_profile
+from convrec.data.tasks import TASKS, by_profile
 from convrec.errors import ConvrecError
 
 COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
@@ -130,14 +131,10 @@ def fsdd(cfg: DictConfig, raw_dir: Path) -> RawSplits:
     digits = torch.tensor([parse_name(name)[0] for name in names], dtype=torch.int64)
     is_test = torch.tensor([parse_name(name)[2] in TEST_INDICES for name in names])
     return RawSplits(
-        train_x=x[~is_test],
-        train_y=digits[~is_test],
-        test_x=x[is_test],
-        test_y=digits[is_test],
+        train=Split(x[~is_test], digits[~is_test], lengths=lengths[~is_test]),
+        test=Split(x[is_test], digits[is_test], lengths=lengths[is_test]),
         input_kind="sequence",
         class_names=[str(d) for d in range(10)],
-        train_lengths=lengths[~is_test],
-        test_lengths=lengths[is_test],
         normalize=True,
         image_view=True,
         baseline={"value": 10.0, "what": "accuracy (%) of one digit for every clip"},

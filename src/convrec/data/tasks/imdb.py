@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from convrec.data.contract import RawSplits, Split
 from convrec.data.sources import Archive, fetch_archive
-from convrec.data.tasks import TASKS, RawSplits, by_profile
+from convrec.data.tasks import TASKS, by_profile
 from convrec.data.text import encode_splits
 from convrec.errors import ConvrecError
 
@@ -81,15 +82,12 @@ def imdb(cfg: DictConfig, raw_dir: Path) -> RawSplits:
         max_len=int(by_profile(cfg.max_len, cfg.profile)),
     )
     (train_x, train_lengths), (test_x, test_lengths) = encoded["train"], encoded["test"]
+    train_y, test_y = (torch.tensor(splits[s][1], dtype=torch.int64) for s in ("train", "test"))
     return RawSplits(
-        train_x=train_x,
-        train_y=torch.tensor(splits["train"][1], dtype=torch.int64),
-        test_x=test_x,
-        test_y=torch.tensor(splits["test"][1], dtype=torch.int64),
+        train=Split(train_x, train_y, lengths=train_lengths),
+        test=Split(test_x, test_y, lengths=test_lengths),
         input_kind="tokens",
         class_names=CLASSES,
-        train_lengths=train_lengths,
-        test_lengths=test_lengths,
         vocab=vocab.tokens,
         baseline={"value": 50.0, "what": "accuracy (%) of one class for every review"},
         sources=fetched.sources,

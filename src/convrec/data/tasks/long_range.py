@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from convrec.data.tasks import TASKS, RawSplits, by_profile, split_rng
+from convrec.data.contract import RawSplits, Split
+from convrec.data.tasks import TASKS, by_profile, split_rng
 from convrec.data.tasks.mnist import idx_arrays
 from convrec.errors import ConvrecError
 
@@ -37,10 +38,8 @@ def _pixel_splits(raw_dir: Path, order: torch.Tensor | None, generator: dict) ->
         return torch.from_numpy(arrays[key].astype(np.int64))
 
     return RawSplits(
-        train_x=pixels("train-images"),
-        train_y=labels("train-labels"),
-        test_x=pixels("t10k-images"),
-        test_y=labels("t10k-labels"),
+        train=Split(pixels("train-images"), labels("train-labels")),
+        test=Split(pixels("t10k-images"), labels("t10k-labels")),
         input_kind="sequence",
         class_names=[str(d) for d in range(10)],
         sources=sources,
@@ -112,10 +111,8 @@ def adding(cfg: DictConfig, raw_dir: Path) -> RawSplits:
     train_x, train_y = adding_samples(train, seq_len, split_rng(seed, "train"))
     test_x, test_y = adding_samples(test, seq_len, split_rng(seed, "test"))
     return RawSplits(
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
+        train=Split(train_x, train_y),
+        test=Split(test_x, test_y),
         input_kind="sequence",
         class_names=[],
         target_kind="value",
@@ -163,10 +160,8 @@ def copy_memory(cfg: DictConfig, raw_dir: Path) -> RawSplits:
     train_x, train_y = copy_memory_samples(train, blank_len, memory, split_rng(seed, "train"))
     test_x, test_y = copy_memory_samples(test, blank_len, memory, split_rng(seed, "test"))
     return RawSplits(
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
+        train=Split(train_x, train_y),
+        test=Split(test_x, test_y),
         input_kind="tokens",
         # Target classes 0..9 (9 never appears in targets, but models emit all 10 symbols).
         class_names=["blank", *(str(d) for d in range(1, DIGITS + 1)), "delimiter"],

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from convrec.data.contract import RawSplits, Split
 from convrec.data.sources import RemoteFile, fetch
-from convrec.data.tasks import TASKS, RawSplits, split_rng
+from convrec.data.tasks import TASKS, split_rng
 
 MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
 FASHION_URLS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
@@ -120,10 +121,8 @@ def _load(folder: str, files: dict, urls: tuple[str, ...], raw_dir: Path, classe
         return torch.from_numpy(arrays[key].astype(np.int64))
 
     return RawSplits(
-        train_x=images("train-images"),
-        train_y=labels("train-labels"),
-        test_x=images("t10k-images"),
-        test_y=labels("t10k-labels"),
+        train=Split(images("train-images"), labels("train-labels")),
+        test=Split(images("t10k-images"), labels("t10k-labels")),
         input_kind="image",
         class_names=list(classes),
         sources=sources,

@@ -12,7 +12,8 @@ import torch
 from mnist1d.data import get_dataset_args, make_dataset
 from omegaconf import DictConfig
 
-from convrec.data.tasks import TASKS, RawSplits
+from convrec.data.contract import RawSplits, Split
+from convrec.data.tasks import TASKS
 
 
 @TASKS.register("mnist1d")
@@ -26,10 +27,8 @@ def mnist1d(cfg: DictConfig, raw_dir: Path) -> RawSplits:
 
     settings = {k: v for k, v in vars(args).items() if k != "url"}
     return RawSplits(
-        train_x=signals("x"),
-        train_y=torch.as_tensor(data["y"], dtype=torch.int64),
-        test_x=signals("x_test"),
-        test_y=torch.as_tensor(data["y_test"], dtype=torch.int64),
+        train=Split(signals("x"), torch.as_tensor(data["y"], dtype=torch.int64)),
+        test=Split(signals("x_test"), torch.as_tensor(data["y_test"], dtype=torch.int64)),
         input_kind="sequence",
         class_names=[str(d) for d in range(10)],
         generator={"package": "mnist1d", **settings},

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from convrec.data.tasks import TASKS, RawSplits, by_profile
+from convrec.data.contract import RawSplits, Split
+from convrec.data.tasks import TASKS, by_profile
 from convrec.data.tasks.mnist import digit_splits, shrink
 from convrec.errors import ConvrecError
 
@@ -95,10 +96,8 @@ def moving_digits(cfg: DictConfig, raw_dir: Path) -> RawSplits:
 
     splits, sources = digit_splits(raw_dir, seed, (train, test), make)
     return RawSplits(
-        train_x=splits["train"][0],
-        train_y=splits["train"][1],
-        test_x=splits["test"][0],
-        test_y=splits["test"][1],
+        train=Split(splits["train"][0], splits["train"][1]),
+        test=Split(splits["test"][0], splits["test"][1]),
         input_kind="video",
         class_names=[f"{d} {direction}" for d in range(10) for direction in DIRECTIONS],
         sources=sources,

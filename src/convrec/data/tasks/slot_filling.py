@@ -26,7 +26,8 @@ import torch
 from omegaconf import DictConfig
 from seqeval.metrics import f1_score
 
-from convrec.data.tasks import TASKS, RawSplits, by_profile, split_rng
+from convrec.data.contract import RawSplits, Split
+from convrec.data.tasks import TASKS, by_profile, split_rng
 from convrec.data.text import Vocabulary, pad_ids
 from convrec.errors import ConvrecError
 from convrec.targets import TARGET_PAD
@@ -207,15 +208,11 @@ def slot_filling(cfg: DictConfig, raw_dir: Path) -> RawSplits:
     train_x, train_lengths, train_y = _encode(train, vocab, width)
     test_x, test_lengths, test_y = _encode(test, vocab, width)
     return RawSplits(
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
+        train=Split(train_x, train_y, lengths=train_lengths),
+        test=Split(test_x, test_y, lengths=test_lengths),
         input_kind="tokens",
         class_names=TAGS,
         target_kind="tags",
-        train_lengths=train_lengths,
-        test_lengths=test_lengths,
         vocab=vocab.tokens,
         normalize=False,
         baseline={

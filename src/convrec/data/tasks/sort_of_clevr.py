@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from convrec.data.tasks import PAD, TASKS, UNK, RawSplits, by_profile, split_rng
+from convrec.data.contract import PAD, UNK, RawSplits, Split
+from convrec.data.tasks import TASKS, by_profile, split_rng
 from convrec.errors import ConvrecError
 
 IMAGE_SIZE, HALF_SIZE = 75, 5  # Santoro's img_size and object size
@@ -165,15 +166,11 @@ def sort_of_clevr(cfg: DictConfig, raw_dir: Path) -> RawSplits:
     train_x, train_q, train_y = samples(train, per_group, split_rng(seed, "train"))
     test_x, test_q, test_y = samples(test, per_group, split_rng(seed, "test"))
     return RawSplits(
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
+        train=Split(train_x, train_y, question=train_q),
+        test=Split(test_x, test_y, question=test_q),
         input_kind="image",
         class_names=ANSWERS,
         vocab=VOCAB,
-        train_question=train_q,
-        test_question=test_q,
         question_groups={"nonrelational": VOCAB.index(NONREL), "relational": VOCAB.index(REL)},
         generator={
             "train_images": train,

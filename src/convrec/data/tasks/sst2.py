@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from convrec.data.contract import RawSplits, Split
 from convrec.data.sources import Archive, Fetched, fetch_archive
-from convrec.data.tasks import TASKS, RawSplits, by_profile
+from convrec.data.tasks import TASKS, by_profile
 from convrec.data.text import encode_splits
 from convrec.errors import ConvrecError
 
@@ -83,14 +84,10 @@ def sst2(cfg: DictConfig, raw_dir: Path) -> RawSplits:
     majority = int(torch.bincount(train_y).argmax())
     (train_x, train_lengths), (test_x, test_lengths) = encoded["train"], encoded["test"]
     return RawSplits(
-        train_x=train_x,
-        train_y=train_y,
-        test_x=test_x,
-        test_y=test_y,
+        train=Split(train_x, train_y, lengths=train_lengths),
+        test=Split(test_x, test_y, lengths=test_lengths),
         input_kind="tokens",
         class_names=CLASSES,
-        train_lengths=train_lengths,
-        test_lengths=test_lengths,
         vocab=vocab.tokens,
         baseline={
             "value": round(100.0 * float((test_y == majority).float().mean()), 2),

@@ -23,7 +23,8 @@ import torch
 from omegaconf import DictConfig
 
 from convrec.data.checksums import verify
-from convrec.data.tasks import TASKS, RawSplits
+from convrec.data.contract import RawSplits, Split
+from convrec.data.tasks import TASKS
 from convrec.errors import ConvrecError
 
 AEON_VERSION = "1.6.0"  # the wheel whose files (and checksums below) these tasks read
@@ -120,14 +121,10 @@ def load_dataset(task: str) -> RawSplits:
     # The trivial predictor: the train split's most frequent class (the first one on ties).
     majority = int(torch.bincount(train_y, minlength=len(class_names)).argmax())
     return RawSplits(
-        train_x=pad(train_series, longest),
-        train_y=train_y,
-        test_x=pad(test_series, longest),
-        test_y=test_y,
+        train=Split(pad(train_series, longest), train_y, lengths=step_counts("TRAIN")),
+        test=Split(pad(test_series, longest), test_y, lengths=step_counts("TEST")),
         input_kind="sequence",
         class_names=class_names,
-        train_lengths=step_counts("TRAIN"),
-        test_lengths=step_counts("TEST"),
         baseline={
             "value": round(100.0 * float((test_y == majority).float().mean()), 2),
             "what": f"accuracy (%) of always predicting the train split's majority class "
