@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from convrec.data.contract import load_meta
-from convrec.data.tasks import TASKS, check_validation_split
+from convrec.data.tasks import check_validation_split, loader_for
 from convrec.errors import ConvrecError
 from convrec.models import MODELS, check_fits
 from convrec.models.spec import IOSpec
@@ -82,7 +82,7 @@ def check_config(cfg: DictConfig) -> None:
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", "") or "?"
         raise ConvrecError(f"config value {key} cannot be resolved ({err}); set it") from None
-    TASKS.get(cfg.task.name)
+    loader_for(cfg.task)
     MODELS.get(cfg.model.name)
     for key, ok, requirement in RULES:
         value = OmegaConf.select(cfg, key)

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from convrec.atomic import staged_dir, write_json
 from convrec.data.contract import RawSplits, Split, describe, write_split, write_vocab
-from convrec.data.tasks import TASKS, check_validation_split
+from convrec.data.tasks import check_validation_split, loader_for
 from convrec.errors import ConvrecError
 
 
@@ -22,7 +22,7 @@ def prepare_task(
     task: DictConfig, prepared_root: Path, raw_root: Path, profile: str = "quick"
 ) -> Path:
     """`profile` picks the profile-dependent sizes of a task (`{quick: .., full: ..}` settings)."""
-    loader = TASKS.get(task.name)
+    loader = loader_for(task)
     settings = OmegaConf.create(OmegaConf.to_container(task, resolve=True))
     settings.profile = profile
     console = Console(stderr=True)
@@ -30,7 +30,7 @@ def prepare_task(
         raw = loader(settings, raw_root)
     raw.check(task.name)
     check_validation_split(task)
-    splits = _split(raw, int(task.val_size), int(task.split_seed))
+    splits = _split(raw, validation_size(task.val_size, len(raw.train)), int(task.split_seed))
     out = prepared_root / task.name
     with staged_dir(out) as tmp:
         files = {f"{name}.pt": write_split(tmp / f"{name}.pt", split)
@@ -45,6 +45,14 @@ def prepare_task(
         + f" -> {out}"
     )
     return out
+
+
+def validation_size(val_size: int | float, n: int) -> int:
+    """`val_size` samples, or a fraction of the train split's `n` (a user's data, whose size
+    the task's YAML does not know: 0.1 is a tenth)."""
+    if isinstance(val_size, float) and 0 < val_size < 1:
+        return max(1, round(n * val_size))
+    return int(val_size)
 
 
 def _split(raw: RawSplits, val_size: int, seed: int) -> dict[str, Split]:

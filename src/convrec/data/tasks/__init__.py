@@ -39,6 +39,17 @@ Loader = Callable[[DictConfig, Path], RawSplits]
 TASKS: Registry[Loader] = Registry("task", "convrec.data.tasks", "task")
 
 
+def loader_for(task: DictConfig) -> Loader:
+    """A task's loader: its source kind's for a user's data (`source.kind`, configured in YAML
+    only; convrec.data.kinds), else the one registered under the task's name."""
+    source = task.get("source")
+    if source is not None:
+        from convrec.data.kinds import KINDS
+
+        return KINDS.get(str(source.get("kind")))
+    return TASKS.get(task.name)
+
+
 def check_validation_split(task: DictConfig) -> None:
     """A task without a validation split (val_size 0) has no score to pick an epoch by."""
     if task.get("val_size") == 0 and task.get("select", "val") != "last":

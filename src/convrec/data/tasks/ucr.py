@@ -5,8 +5,9 @@ datasets (univariate UCR: GunPoint, ItalyPowerDemand, ArrowHead, OSULeaf; multiv
 UEA: JapaneseVowels, BasicMotions), so these tasks need no download. Each file is checked
 against the sha256 pinned here (the wheel's RECORD) before aeon's `.ts` reader parses it.
 
-Labels map to 0..K-1 in sorted order of their strings. JapaneseVowels (7 to 29 steps) is
-right-padded with zeros to the longest series of either split, with its true lengths.
+Series become tensors as any labelled series do (convrec.data.series): labels map to 0..K-1 in
+sorted order of their strings; JapaneseVowels (7 to 29 steps) is right-padded with zeros to
+the longest series of either split, with its true lengths.
 No per-series normalisation is added: the UCR univariate files are already z-normalised
 per series (each series has mean 0, std 1), and prepare standardises every channel with
 train statistics over the real steps, which is what the multivariate sets need (their
@@ -19,11 +20,11 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from convrec.data.checksums import verify
-from convrec.data.contract import RawSplits, Split
+from convrec.data.contract import RawSplits
+from convrec.data.series import labelled_series
 from convrec.data.tasks import TASKS
 from convrec.errors import ConvrecError
 
@@ -90,51 +91,12 @@ def read_split(dataset: str, split: str, sha256: str) -> tuple[list[np.ndarray],
     return series, [str(label) for label in y]
 
 
-def pad(series: list[np.ndarray], length: int) -> torch.Tensor:
-    """(N, C, length) float32, each series right-padded with zeros."""
-    out = np.zeros((len(series), series[0].shape[0], length), dtype=np.float32)
-    for i, s in enumerate(series):
-        out[i, :, : s.shape[1]] = s
-    return torch.from_numpy(out)
-
-
 def load_dataset(task: str) -> RawSplits:
     dataset, checksums = DATASETS[task]
     read = {split: read_split(dataset, split, checksums[split]) for split in SPLITS}
-    (train_series, train_labels), (test_series, test_labels) = read["TRAIN"], read["TEST"]
-
-    class_names = sorted(set(train_labels))
-    unseen = sorted(set(test_labels) - set(class_names))
-    if unseen:
-        raise ConvrecError(f"{dataset}: test labels {unseen} never occur in the train split")
-    index = {name: i for i, name in enumerate(class_names)}
-    train_y = torch.tensor([index[label] for label in train_labels], dtype=torch.int64)
-    test_y = torch.tensor([index[label] for label in test_labels], dtype=torch.int64)
-
-    lengths = {split: [s.shape[1] for s in read[split][0]] for split in SPLITS}
-    longest = max(max(lengths["TRAIN"]), max(lengths["TEST"]))
-    variable = min(min(lengths["TRAIN"]), min(lengths["TEST"])) < longest
-
-    def step_counts(split: str) -> torch.Tensor | None:
-        return torch.tensor(lengths[split], dtype=torch.int64) if variable else None
-
-    # The trivial predictor: the train split's most frequent class (the first one on ties).
-    majority = int(torch.bincount(train_y, minlength=len(class_names)).argmax())
-    return RawSplits(
-        train=Split(pad(train_series, longest), train_y, lengths=step_counts("TRAIN")),
-        test=Split(pad(test_series, longest), test_y, lengths=step_counts("TEST")),
-        input_kind="sequence",
-        class_names=class_names,
-        baseline={
-            "value": round(100.0 * float((test_y == majority).float().mean()), 2),
-            "what": f"accuracy (%) of always predicting the train split's majority class "
-            f"{class_names[majority]!r}",
-        },
-        sources={
-            f"aeon-{AEON_VERSION}/{dataset}/{dataset}_{split}.ts": checksums[split]
-            for split in SPLITS
-        },
-    )
+    sources = {f"aeon-{AEON_VERSION}/{dataset}/{dataset}_{split}.ts": checksums[split]
+               for split in SPLITS}  # fmt: skip
+    return labelled_series(read["TRAIN"], read["TEST"], dataset, sources)
 
 
 def _register(task: str) -> None:

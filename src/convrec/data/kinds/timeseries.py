@@ -1,0 +1,135 @@
+"""The `timeseries` source kind: a user's labelled series, from UCR/UEA `.ts` files or a table.
+
+    # conf/task/my_signals.yaml
+    defaults: [/source/timeseries@_here_, _self_]
+    name: my_signals
+    source:
+      train: data/user/MySignals_TRAIN.ts  # relative to the project root, or absolute
+      test: data/user/MySignals_TEST.ts    # optional: else a seeded, stratified test_fraction
+
+A `.ts` file may hold univariate or multivariate series of any lengths (padded, with their
+lengths, as the built-in JapaneseVowels). A table (`.csv`, `.tsv`, `.parquet`) holds one
+univariate series per row: its label in `label_column`, its steps in every other column, left
+to right. The series become tensors exactly as the built-in UCR tasks' do
+(convrec.data.series), so the same files give the same prepared data either way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from convrec.data.contract import RawSplits
+from convrec.data.kinds import KINDS, checksums, source_file
+from convrec.data.series import Series, labelled_series
+from convrec.errors import ConvrecError
+from convrec.paths import project_root
+
+SUFFIXES = (".ts", ".csv", ".tsv", ".parquet")
+
+
+@KINDS.register("timeseries")
+def timeseries(cfg: DictConfig, raw_dir: Path) -> RawSplits:
+    source, root = cfg.source, project_root()
+    paths = {source.train: source_file(source.train, "source.train", cfg.name, root, SUFFIXES)}
+    train = read_series(paths[source.train], source)
+    if source.get("test"):
+        paths[source.test] = source_file(source.test, "source.test", cfg.name, root, SUFFIXES)
+        test = read_series(paths[source.test], source)
+    else:
+        train, test = stratified_split(train, source.test_fraction, int(cfg.split_seed),
+                                       str(paths[source.train]))  # fmt: skip
+    if len(set(train[1])) < 2:
+        raise ConvrecError(f"{paths[source.train]}: every training series has the label "
+                           f"{train[1][0]!r}; a classifier needs at least two classes")  # fmt: skip
+    return labelled_series(train, test, str(paths[source.train]), checksums(paths))
+
+
+def read_series(path: Path, source: DictConfig) -> Series:
+    """The series of one file and their labels (as strings), or one line naming what is wrong
+    in it and where."""
+    if path.stat().st_size == 0:
+        raise ConvrecError(f"{path} is empty; it must hold labelled series")
+    if path.suffix.lower() == ".ts":
+        series, labels = _read_ts(path)
+    else:
+        series, labels = _read_table(path, str(source.label_column))
+    if not series:
+        raise ConvrecError(f"{path} holds no series")
+    for i, s in enumerate(series):
+        if not np.isfinite(s).all():
+            raise ConvrecError(f"{path}: series {i + 1} has a missing or non-finite value; "
+                               "fill or drop it")  # fmt: skip
+    return series, labels
+
+
+def _read_ts(path: Path) -> Series:
+    from aeon.datasets import load_from_ts_file  # imported here: importing aeon takes seconds
+
+    try:
+        x, y = load_from_ts_file(str(path))
+    except Exception as err:  # aeon's parser raises several kinds, each with a message
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConvrecError(f"{path} is not a readable .ts file ({reason})") from None
+    if y is None:
+        raise ConvrecError(f"{path} has no class labels (@classLabel false); each series needs one")
+    return [np.asarray(s, dtype=np.float32) for s in x], [str(label) for label in y]
+
+
+def _read_table(path: Path, label_column: str) -> Series:
+    try:
+        if path.suffix.lower() == ".parquet":
+            table = pd.read_parquet(path)
+        else:
+            table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except Exception as err:  # a ragged row, a broken file: pandas says where
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConvrecError(f"{path} cannot be read as a table ({reason})") from None
+    if label_column not in table.columns:
+        raise ConvrecError(f"{path} has no column {label_column!r} (its columns: "
+                           f"{', '.join(map(str, table.columns[:8]))}); set source.label_column "
+                           "to the column of labels")  # fmt: skip
+    steps = table.drop(columns=[label_column])
+    if steps.shape[1] == 0:
+        raise ConvrecError(f"{path} has no columns of steps besides {label_column!r}")
+    values = steps.apply(pd.to_numeric, errors="coerce")
+    bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    if bad.to_numpy().any():
+        row, column = np.argwhere(bad.to_numpy())[0]
+        line = f"line {row + 2}" if path.suffix.lower() != ".parquet" else f"row {row + 1}"
+        raise ConvrecError(f"{path}, {line}, column {steps.columns[column]!r}: "
+                           f"{steps.iat[row, column]!r} is not a number; every step needs one")
+    labels = table[label_column]
+    if labels.isna().any():
+        row = int(np.flatnonzero(labels.isna().to_numpy())[0])
+        raise ConvrecError(f"{path}, line {row + 2}: the label is missing")
+    array = values.to_numpy(dtype=np.float32)
+    return [row[None, :] for row in array], [str(label) for label in labels]
+
+
+def stratified_split(
+    series: Series, fraction: float, seed: int, where: str
+) -> tuple[Series, Series]:
+    """Hold out about `fraction` of each class as the test split (seeded), keeping at least one
+    example of each class for training."""
+    if not 0 < float(fraction) < 1:
+        raise ConvrecError(f"source.test_fraction={fraction} must be between 0 and 1 (or set "
+                           "source.test to a file of test series)")  # fmt: skip
+    data, labels = series
+    rng = np.random.default_rng(seed)
+    test_index: list[int] = []
+    for label in sorted(set(labels)):
+        members = [i for i, lab in enumerate(labels) if lab == label]
+        take = min(len(members) - 1, int(round(len(members) * float(fraction))))
+        test_index += rng.permutation(members)[:take].tolist()
+    if not test_index:
+        raise ConvrecError(f"{where}: test_fraction={fraction} holds out no series; raise it, "
+                           "or set source.test to a file of test series")  # fmt: skip
+    held = set(test_index)
+    order = sorted(held)
+    rest = [i for i in range(len(labels)) if i not in held]
+    return ([data[i] for i in rest], [labels[i] for i in rest]), (
+        [data[i] for i in order], [labels[i] for i in order])

@@ -1,0 +1,69 @@
+"""Labelled series (UCR/UEA `.ts` files, a user's table of series) as RawSplits: the one way
+the built-in UCR tasks and the generic `timeseries` source turn series and label strings into
+tensors, so the same files give the same prepared data whichever path reads them.
+
+Labels map to 0..K-1 in sorted order of their strings. Series of several lengths are
+right-padded with zeros to the longest one of either split and carry their true lengths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from convrec.data.contract import RawSplits, Split
+from convrec.errors import ConvrecError
+
+Series = tuple[list[np.ndarray], list[str]]  # [N arrays (C, T_i)], N labels
+
+
+def pad(series: Sequence[np.ndarray], length: int) -> torch.Tensor:
+    """(N, C, length) float32, each series right-padded with zeros."""
+    out = np.zeros((len(series), series[0].shape[0], length), dtype=np.float32)
+    for i, s in enumerate(series):
+        out[i, :, : s.shape[1]] = s
+    return torch.from_numpy(out)
+
+
+def labelled_series(train: Series, test: Series, where: str,
+                    sources: dict[str, str]) -> RawSplits:  # fmt: skip
+    """RawSplits of float sequences and class targets, with the majority-class baseline.
+    `where` names the data in errors (a dataset, a file)."""
+    (train_series, train_labels), (test_series, test_labels) = train, test
+    class_names = sorted(set(train_labels))
+    unseen = sorted(set(test_labels) - set(class_names))
+    if unseen:
+        raise ConvrecError(f"{where}: test labels {unseen} never occur in the train split; "
+                           "every class needs training examples")  # fmt: skip
+    channels = {s.shape[0] for s in (*train_series, *test_series)}
+    if len(channels) > 1:
+        raise ConvrecError(f"{where}: series have different numbers of channels "
+                           f"({sorted(channels)}); every series needs the same")  # fmt: skip
+    index = {name: i for i, name in enumerate(class_names)}
+    train_y = torch.tensor([index[label] for label in train_labels], dtype=torch.int64)
+    test_y = torch.tensor([index[label] for label in test_labels], dtype=torch.int64)
+
+    lengths = {split: [s.shape[1] for s in series]
+               for split, series in (("train", train_series), ("test", test_series))}  # fmt: skip
+    longest = max(max(lengths["train"]), max(lengths["test"]))
+    variable = min(min(lengths["train"]), min(lengths["test"])) < longest
+
+    def step_counts(split: str) -> torch.Tensor | None:
+        return torch.tensor(lengths[split], dtype=torch.int64) if variable else None
+
+    # The trivial predictor: the train split's most frequent class (the first one on ties).
+    majority = int(torch.bincount(train_y, minlength=len(class_names)).argmax())
+    return RawSplits(
+        train=Split(pad(train_series, longest), train_y, lengths=step_counts("train")),
+        test=Split(pad(test_series, longest), test_y, lengths=step_counts("test")),
+        input_kind="sequence",
+        class_names=class_names,
+        baseline={
+            "value": round(100.0 * float((test_y == majority).float().mean()), 2),
+            "what": f"accuracy (%) of always predicting the train split's majority class "
+            f"{class_names[majority]!r}",
+        },
+        sources=sources,
+    )
