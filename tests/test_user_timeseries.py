@@ -149,3 +149,13 @@ def test_a_test_class_never_seen_in_training_is_refused(user_conf, tmp_path):
         """)  # fmt: skip
     with pytest.raises(ConvrecError, match=r"test labels \['c'\] never occur in the train split"):
         prepare_task(task, tmp_path / "prepared", tmp_path / "raw")
+
+
+def test_a_task_yaml_without_its_train_file_says_which_key_to_set(user_conf, tmp_path):
+    task = user_conf("unset", """\
+        defaults: [/source/timeseries@_here_, _self_]
+        name: unset
+        """)  # fmt: skip
+    with pytest.raises(ConvrecError, match=r"task unset: task.source.train is not set; set it in "
+                       r"conf/task/unset.yaml"):  # fmt: skip
+        prepare_task(task, tmp_path / "prepared", tmp_path / "raw")

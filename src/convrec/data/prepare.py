@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
 from convrec.atomic import staged_dir, write_json
@@ -23,7 +24,13 @@ def prepare_task(
 ) -> Path:
     """`profile` picks the profile-dependent sizes of a task (`{quick: .., full: ..}` settings)."""
     loader = loader_for(task)
-    settings = OmegaConf.create(OmegaConf.to_container(task, resolve=True))
+    try:
+        resolved = OmegaConf.to_container(task, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:  # a user's YAML that leaves a `???` key unset
+        key = getattr(err, "full_key", "") or "a key"
+        raise ConvrecError(f"task {task.name}: {key} is not set; set it in "
+                           f"conf/task/{task.name}.yaml") from None  # fmt: skip
+    settings = OmegaConf.create(resolved)
     settings.profile = profile
     console = Console(stderr=True)
     with console.status(f"[bold]{task.name}[/]: fetching and verifying sources"):
