@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,19 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, mirror: Path):
 def prepared_root(prepared) -> Path:
     """The small task the training tests fit on (MNIST-1D), prepared."""
     return prepared("mnist1d")
+
+
+@pytest.fixture
+def user_conf(tmp_path, monkeypatch):
+    """`write(name, yaml)`: conf/task/<name>.yaml in a copy of conf/; returns the task config
+    `prepare` composes. The project root (relative source paths) is tmp_path."""
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(tmp_path)
+
+    def write(name: str, body: str):
+        (conf / "task" / f"{name}.yaml").write_text(textwrap.dedent(body))
+        return convrec.compose.compose_config(conf, "prepare", [f"task={name}"]).task
+
+    return write

@@ -5,36 +5,17 @@ through the code the stages run."""
 from __future__ import annotations
 
 import json
-import shutil
-import textwrap
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import CONF
 from convrec.compose import compose_config
 from convrec.data.contract import load_meta, load_split
 from convrec.data.prepare import prepare_task
 from convrec.data.tasks.ucr import aeon_data_dir
 from convrec.errors import ConvrecError
 from convrec.training import train
-
-
-@pytest.fixture
-def user_conf(tmp_path, monkeypatch):
-    """`write(name, yaml)`: conf/task/<name>.yaml in a copy of conf/; returns the task config
-    `prepare` composes. The project root (relative source paths) is tmp_path."""
-    conf = tmp_path / "conf"
-    shutil.copytree(CONF, conf)
-    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
-    monkeypatch.chdir(tmp_path)
-
-    def write(name: str, body: str):
-        (conf / "task" / f"{name}.yaml").write_text(textwrap.dedent(body))
-        return compose_config(conf, "prepare", [f"task={name}"]).task
-
-    return write
 
 
 def _csv(path, rows: list[str]) -> None:
@@ -114,7 +95,7 @@ BAD_INPUTS = [
     ("text.csv", ["label,t0,t1", "a,1,2", "b,x,1"], r"line 3, column 't0': 'x' is not a number"),
     ("gap.csv", ["label,t0,t1", "a,1,2", "b,,1"], r"line 3, column 't0'.* is not a number"),
     ("ragged.csv", ["label,t0,t1", "a,1,2", "b,2,1,7"], r"cannot be read as a table"),
-    ("one_class.csv", ["label,t0,t1", *["a,1,2"] * 6], r"every training series has the label 'a'"),
+    ("one_class.csv", ["label,t0,t1", *["a,1,2"] * 6], r"every training example has the label 'a'"),
     ("series.txt", ["label,t0", "a,1"], r"is a \.txt file; this kind reads \.ts, \.csv"),
 ]  # fmt: skip
 

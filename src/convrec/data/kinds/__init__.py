@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from convrec.data.checksums import digest
 from convrec.errors import ConvrecError
 from convrec.registry import Registry
@@ -35,3 +38,63 @@ def source_file(
 def checksums(paths: dict[str, Path]) -> dict[str, str]:
     """meta.json's `sources`: each file as the task's YAML names it -> its sha256."""
     return {name: digest(path) for name, path in paths.items()}
+
+
+def read_table(path: Path, columns: dict[str, str]) -> pd.DataFrame:
+    """A CSV, TSV or Parquet file as a table holding `columns` ({setting: column name}), or one
+    line naming the file and what is wrong (a ragged row, a missing column)."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            table = pd.read_parquet(path)
+        else:
+            table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except Exception as err:  # a ragged row, a broken file: pandas says where
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConvrecError(f"{path} cannot be read as a table ({reason})") from None
+    for setting, column in columns.items():
+        if column not in table.columns:
+            raise ConvrecError(f"{path} has no column {column!r} (its columns: "
+                               f"{', '.join(map(str, table.columns[:8]))}); set "
+                               f"source.{setting} to the right column")  # fmt: skip
+    if table.empty:
+        raise ConvrecError(f"{path} has a header but no rows")
+    return table
+
+
+def labels_of(column: pd.Series, path: Path) -> list[str]:
+    """A table's labels as strings; a missing one is refused with its line."""
+    if column.isna().any():
+        row = int(np.flatnonzero(column.isna().to_numpy())[0])
+        raise ConvrecError(f"{path}, line {row + 2}: the label is missing")
+    return [str(label) for label in column]
+
+
+def two_classes(labels: list[str], path: Path) -> None:
+    if len(set(labels)) < 2:
+        raise ConvrecError(f"{path}: every training example has the label {labels[0]!r}; a "
+                           "classifier needs at least two classes")  # fmt: skip
+
+
+def stratified_split(
+    items: tuple[list, list[str]], fraction: float, seed: int, where: str
+) -> tuple[tuple[list, list[str]], tuple[list, list[str]]]:
+    """Hold out about `fraction` of each class as the test split (seeded), keeping at least one
+    example of each class for training."""
+    if not 0 < float(fraction) < 1:
+        raise ConvrecError(f"source.test_fraction={fraction} must be between 0 and 1 (or set "
+                           "source.test to a file of test examples)")  # fmt: skip
+    data, labels = items
+    rng = np.random.default_rng(seed)
+    test_index: list[int] = []
+    for label in sorted(set(labels)):
+        members = [i for i, lab in enumerate(labels) if lab == label]
+        take = min(len(members) - 1, int(round(len(members) * float(fraction))))
+        test_index += rng.permutation(members)[:take].tolist()
+    if not test_index:
+        raise ConvrecError(f"{where}: test_fraction={fraction} holds out nothing; raise it, "
+                           "or set source.test to a file of test examples")  # fmt: skip
+    held = set(test_index)
+    order = sorted(held)
+    rest = [i for i in range(len(labels)) if i not in held]
+    return ([data[i] for i in rest], [labels[i] for i in rest]), (
+        [data[i] for i in order], [labels[i] for i in order])

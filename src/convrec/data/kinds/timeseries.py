@@ -23,7 +23,15 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from convrec.data.contract import RawSplits
-from convrec.data.kinds import KINDS, checksums, source_file
+from convrec.data.kinds import (
+    KINDS,
+    checksums,
+    labels_of,
+    read_table,
+    source_file,
+    stratified_split,
+    two_classes,
+)
 from convrec.data.series import Series, labelled_series
 from convrec.errors import ConvrecError
 from convrec.paths import project_root
@@ -42,9 +50,7 @@ def timeseries(cfg: DictConfig, raw_dir: Path) -> RawSplits:
     else:
         train, test = stratified_split(train, source.test_fraction, int(cfg.split_seed),
                                        str(paths[source.train]))  # fmt: skip
-    if len(set(train[1])) < 2:
-        raise ConvrecError(f"{paths[source.train]}: every training series has the label "
-                           f"{train[1][0]!r}; a classifier needs at least two classes")  # fmt: skip
+    two_classes(train[1], paths[source.train])
     return labelled_series(train, test, str(paths[source.train]), checksums(paths))
 
 
@@ -80,18 +86,7 @@ def _read_ts(path: Path) -> Series:
 
 
 def _read_table(path: Path, label_column: str) -> Series:
-    try:
-        if path.suffix.lower() == ".parquet":
-            table = pd.read_parquet(path)
-        else:
-            table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    except Exception as err:  # a ragged row, a broken file: pandas says where
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConvrecError(f"{path} cannot be read as a table ({reason})") from None
-    if label_column not in table.columns:
-        raise ConvrecError(f"{path} has no column {label_column!r} (its columns: "
-                           f"{', '.join(map(str, table.columns[:8]))}); set source.label_column "
-                           "to the column of labels")  # fmt: skip
+    table = read_table(path, {"label_column": label_column})
     steps = table.drop(columns=[label_column])
     if steps.shape[1] == 0:
         raise ConvrecError(f"{path} has no columns of steps besides {label_column!r}")
@@ -102,34 +97,5 @@ def _read_table(path: Path, label_column: str) -> Series:
         line = f"line {row + 2}" if path.suffix.lower() != ".parquet" else f"row {row + 1}"
         raise ConvrecError(f"{path}, {line}, column {steps.columns[column]!r}: "
                            f"{steps.iat[row, column]!r} is not a number; every step needs one")
-    labels = table[label_column]
-    if labels.isna().any():
-        row = int(np.flatnonzero(labels.isna().to_numpy())[0])
-        raise ConvrecError(f"{path}, line {row + 2}: the label is missing")
     array = values.to_numpy(dtype=np.float32)
-    return [row[None, :] for row in array], [str(label) for label in labels]
-
-
-def stratified_split(
-    series: Series, fraction: float, seed: int, where: str
-) -> tuple[Series, Series]:
-    """Hold out about `fraction` of each class as the test split (seeded), keeping at least one
-    example of each class for training."""
-    if not 0 < float(fraction) < 1:
-        raise ConvrecError(f"source.test_fraction={fraction} must be between 0 and 1 (or set "
-                           "source.test to a file of test series)")  # fmt: skip
-    data, labels = series
-    rng = np.random.default_rng(seed)
-    test_index: list[int] = []
-    for label in sorted(set(labels)):
-        members = [i for i, lab in enumerate(labels) if lab == label]
-        take = min(len(members) - 1, int(round(len(members) * float(fraction))))
-        test_index += rng.permutation(members)[:take].tolist()
-    if not test_index:
-        raise ConvrecError(f"{where}: test_fraction={fraction} holds out no series; raise it, "
-                           "or set source.test to a file of test series")  # fmt: skip
-    held = set(test_index)
-    order = sorted(held)
-    rest = [i for i in range(len(labels)) if i not in held]
-    return ([data[i] for i in rest], [labels[i] for i in rest]), (
-        [data[i] for i in order], [labels[i] for i in order])
+    return [row[None, :] for row in array], labels_of(table[label_column], path)
