@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from convrec.data.contract import RawSplits, Split
+from convrec.data.labels import encode_labels, majority_baseline
 from convrec.errors import ConvrecError
 
 Series = tuple[list[np.ndarray], list[str]]  # [N arrays (C, T_i)], N labels
@@ -32,19 +33,11 @@ def labelled_series(train: Series, test: Series, where: str,
     """RawSplits of float sequences and class targets, with the majority-class baseline.
     `where` names the data in errors (a dataset, a file)."""
     (train_series, train_labels), (test_series, test_labels) = train, test
-    class_names = sorted(set(train_labels))
-    unseen = sorted(set(test_labels) - set(class_names))
-    if unseen:
-        raise ConvrecError(f"{where}: test labels {unseen} never occur in the train split; "
-                           "every class needs training examples")  # fmt: skip
+    class_names, train_y, test_y = encode_labels(train_labels, test_labels, where)
     channels = {s.shape[0] for s in (*train_series, *test_series)}
     if len(channels) > 1:
         raise ConvrecError(f"{where}: series have different numbers of channels "
                            f"({sorted(channels)}); every series needs the same")  # fmt: skip
-    index = {name: i for i, name in enumerate(class_names)}
-    train_y = torch.tensor([index[label] for label in train_labels], dtype=torch.int64)
-    test_y = torch.tensor([index[label] for label in test_labels], dtype=torch.int64)
-
     lengths = {split: [s.shape[1] for s in series]
                for split, series in (("train", train_series), ("test", test_series))}  # fmt: skip
     longest = max(max(lengths["train"]), max(lengths["test"]))
@@ -53,17 +46,11 @@ def labelled_series(train: Series, test: Series, where: str,
     def step_counts(split: str) -> torch.Tensor | None:
         return torch.tensor(lengths[split], dtype=torch.int64) if variable else None
 
-    # The trivial predictor: the train split's most frequent class (the first one on ties).
-    majority = int(torch.bincount(train_y, minlength=len(class_names)).argmax())
     return RawSplits(
         train=Split(pad(train_series, longest), train_y, lengths=step_counts("train")),
         test=Split(pad(test_series, longest), test_y, lengths=step_counts("test")),
         input_kind="sequence",
         class_names=class_names,
-        baseline={
-            "value": round(100.0 * float((test_y == majority).float().mean()), 2),
-            "what": f"accuracy (%) of always predicting the train split's majority class "
-            f"{class_names[majority]!r}",
-        },
+        baseline=majority_baseline(train_y, test_y, class_names),
         sources=sources,
     )

@@ -4,14 +4,19 @@ A built-in task has a loader of its own under convrec.data.tasks instead."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import DictConfig
 
 from convrec.data.checksums import digest
 from convrec.errors import ConvrecError
+from convrec.paths import project_root
 from convrec.registry import Registry
+
+Labelled = tuple[list, list[str]]  # examples (series, texts, image files) and their labels
 
 KINDS: Registry = Registry("source kind", "convrec.data.kinds", "source")
 
@@ -98,3 +103,22 @@ def stratified_split(
     rest = [i for i in range(len(labels)) if i not in held]
     return ([data[i] for i in rest], [labels[i] for i in rest]), (
         [data[i] for i in order], [labels[i] for i in order])
+
+
+def read_splits(
+    cfg: DictConfig, suffixes: tuple[str, ...], read: Callable[[Path], Labelled]
+) -> tuple[Labelled, Labelled, dict[str, Path]]:
+    """The train and test examples of a user's task: `read` of `source.train` and of
+    `source.test`, or a seeded, stratified `source.test_fraction` of train; train holds at
+    least two classes. Also the paths read, keyed as the task's YAML names them."""
+    source, root = cfg.source, project_root()
+    paths = {source.train: source_file(source.train, "source.train", cfg.name, root, suffixes)}
+    train = read(paths[source.train])
+    if source.get("test"):
+        paths[source.test] = source_file(source.test, "source.test", cfg.name, root, suffixes)
+        test = read(paths[source.test])
+    else:
+        train, test = stratified_split(train, source.test_fraction, int(cfg.split_seed),
+                                       str(paths[source.train]))  # fmt: skip
+    two_classes(train[1], paths[source.train])
+    return train, test, paths

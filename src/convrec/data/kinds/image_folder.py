@@ -25,7 +25,8 @@ from omegaconf import DictConfig
 
 from convrec.data.checksums import digest
 from convrec.data.contract import RawSplits, Split
-from convrec.data.kinds import KINDS, source_file, stratified_split, two_classes
+from convrec.data.kinds import KINDS, read_splits
+from convrec.data.labels import encode_labels, majority_baseline
 from convrec.errors import ConvrecError
 from convrec.paths import project_root
 
@@ -34,55 +35,34 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 @KINDS.register("image_folder")
 def image_folder(cfg: DictConfig, raw_dir: Path) -> RawSplits:
-    source, root = cfg.source, project_root()
+    source = cfg.source
     height, width = (int(v) for v in source.image_size)
     channels = int(source.channels)
     if channels not in (1, 3) or height < 1 or width < 1:
         raise ConvrecError(f"task {cfg.name}: source.channels must be 1 or 3 and image_size "
                            f"two sizes >= 1 (got {channels}, {list(source.image_size)})")
-    folders = {"train": source_file(source.train, "source.train", cfg.name, root, ())}
-    if source.get("test"):
-        folders["test"] = source_file(source.test, "source.test", cfg.name, root, ())
-    listed = {split: list_images(folder) for split, folder in folders.items()}
-    count = sum(len(files) for files, _ in listed.values())
+    train, test, paths = read_splits(cfg, (), list_images)  # files, not yet their pixels
+    count = len(train[0]) + len(test[0])
     gigabytes = count * channels * height * width / 1e9
     if gigabytes > float(source.max_gigabytes):
         raise ConvrecError(f"task {cfg.name}: {count} images of {channels}x{height}x{width} "
                            f"would take {gigabytes:.1f} GB in memory, above source.max_gigabytes="
                            f"{source.max_gigabytes}; lower source.image_size or raise the limit")
-    train = listed["train"]
-    if "test" in listed:
-        test = listed["test"]
-    else:
-        train, test = stratified_split(train, source.test_fraction, int(cfg.split_seed),
-                                       str(folders["train"]))  # fmt: skip
-    two_classes(train[1], folders["train"])
-    class_names = sorted(set(train[1]))
-    unseen = sorted(set(test[1]) - set(class_names))
-    if unseen:
-        raise ConvrecError(f"{folders.get('test')}: classes {unseen} have no folder in the "
-                           f"train split {folders['train']}; every class needs training images")
-    index = {name: i for i, name in enumerate(class_names)}
+    class_names, train_y, test_y = encode_labels(train[1], test[1], str(paths[source.train]))
 
-    def split(files: list[Path], labels: list[str]) -> Split:
-        x = torch.from_numpy(np.stack([read_image(f, height, width, channels) for f in files]))
-        return Split(x, torch.tensor([index[label] for label in labels], dtype=torch.int64))
+    def pixels(files: list[Path]) -> torch.Tensor:
+        return torch.from_numpy(np.stack([read_image(f, height, width, channels) for f in files]))
 
-    train_split, test_split = split(*train), split(*test)
-    majority = int(torch.bincount(train_split.y, minlength=len(class_names)).argmax())
     # every image's checksum, named as the task's YAML reaches it (from the project root)
+    root = project_root()
     sources = {(f.relative_to(root) if f.is_relative_to(root) else f).as_posix(): digest(f)
-               for files, _ in listed.values() for f in files}  # fmt: skip
+               for f in (*train[0], *test[0])}  # fmt: skip
     return RawSplits(
-        train=train_split,
-        test=test_split,
+        train=Split(pixels(train[0]), train_y),
+        test=Split(pixels(test[0]), test_y),
         input_kind="image",
         class_names=class_names,
-        baseline={
-            "value": round(100.0 * float((test_split.y == majority).float().mean()), 2),
-            "what": f"accuracy (%) of always predicting the train split's majority class "
-            f"{class_names[majority]!r}",
-        },
+        baseline=majority_baseline(train_y, test_y, class_names),
         sources=sources,
     )
 

@@ -17,53 +17,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 
 from convrec.data.contract import RawSplits, Split
-from convrec.data.kinds import (
-    KINDS,
-    checksums,
-    labels_of,
-    read_table,
-    source_file,
-    stratified_split,
-    two_classes,
-)
+from convrec.data.kinds import KINDS, checksums, labels_of, read_splits, read_table
+from convrec.data.labels import encode_labels, majority_baseline
 from convrec.data.tasks import by_profile
 from convrec.data.text import encode_splits
 from convrec.errors import ConvrecError
-from convrec.paths import project_root
 
 SUFFIXES = (".csv", ".tsv", ".parquet")
 
 
 @KINDS.register("text_table")
 def text_table(cfg: DictConfig, raw_dir: Path) -> RawSplits:
-    source, root = cfg.source, project_root()
-    paths = {source.train: source_file(source.train, "source.train", cfg.name, root, SUFFIXES)}
-    train = read_texts(paths[source.train], source)
-    if source.get("test"):
-        paths[source.test] = source_file(source.test, "source.test", cfg.name, root, SUFFIXES)
-        test = read_texts(paths[source.test], source)
-    else:
-        train, test = stratified_split(train, source.test_fraction, int(cfg.split_seed),
-                                       str(paths[source.train]))  # fmt: skip
-    two_classes(train[1], paths[source.train])
-    class_names = sorted(set(train[1]))
-    unseen = sorted(set(test[1]) - set(class_names))
-    if unseen:
-        raise ConvrecError(f"{paths[source.train]}: test labels {unseen} never occur in the "
-                           "train split; every class needs training examples")  # fmt: skip
+    train, test, paths = read_splits(cfg, SUFFIXES, lambda path: read_texts(path, cfg.source))
+    class_names, train_y, test_y = encode_labels(train[1], test[1], str(paths[cfg.source.train]))
     vocab, encoded = encode_splits(
         train[0], test[0], min_freq=int(cfg.min_freq),
         max_size=int(by_profile(cfg.max_vocab, cfg.profile)),
         max_len=int(by_profile(cfg.max_len, cfg.profile)),
     )  # fmt: skip
-    index = {name: i for i, name in enumerate(class_names)}
-    train_y = torch.tensor([index[label] for label in train[1]], dtype=torch.int64)
-    test_y = torch.tensor([index[label] for label in test[1]], dtype=torch.int64)
-    majority = int(torch.bincount(train_y, minlength=len(class_names)).argmax())
     (train_x, train_lengths), (test_x, test_lengths) = encoded["train"], encoded["test"]
     return RawSplits(
         train=Split(train_x, train_y, lengths=train_lengths),
@@ -71,11 +45,7 @@ def text_table(cfg: DictConfig, raw_dir: Path) -> RawSplits:
         input_kind="tokens",
         class_names=class_names,
         vocab=vocab.tokens,
-        baseline={
-            "value": round(100.0 * float((test_y == majority).float().mean()), 2),
-            "what": f"accuracy (%) of the training set's majority class "
-            f"{class_names[majority]!r}",
-        },
+        baseline=majority_baseline(train_y, test_y, class_names),
         sources=checksums(paths),
     )
 

@@ -23,35 +23,17 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from convrec.data.contract import RawSplits
-from convrec.data.kinds import (
-    KINDS,
-    checksums,
-    labels_of,
-    read_table,
-    source_file,
-    stratified_split,
-    two_classes,
-)
+from convrec.data.kinds import KINDS, checksums, labels_of, read_splits, read_table
 from convrec.data.series import Series, labelled_series
 from convrec.errors import ConvrecError
-from convrec.paths import project_root
 
 SUFFIXES = (".ts", ".csv", ".tsv", ".parquet")
 
 
 @KINDS.register("timeseries")
 def timeseries(cfg: DictConfig, raw_dir: Path) -> RawSplits:
-    source, root = cfg.source, project_root()
-    paths = {source.train: source_file(source.train, "source.train", cfg.name, root, SUFFIXES)}
-    train = read_series(paths[source.train], source)
-    if source.get("test"):
-        paths[source.test] = source_file(source.test, "source.test", cfg.name, root, SUFFIXES)
-        test = read_series(paths[source.test], source)
-    else:
-        train, test = stratified_split(train, source.test_fraction, int(cfg.split_seed),
-                                       str(paths[source.train]))  # fmt: skip
-    two_classes(train[1], paths[source.train])
-    return labelled_series(train, test, str(paths[source.train]), checksums(paths))
+    train, test, paths = read_splits(cfg, SUFFIXES, lambda path: read_series(path, cfg.source))
+    return labelled_series(train, test, str(paths[cfg.source.train]), checksums(paths))
 
 
 def read_series(path: Path, source: DictConfig) -> Series:
