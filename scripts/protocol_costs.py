@@ -37,7 +37,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from convrec.compose import compose_config
-    from convrec.data.prepare import load_meta
+    from convrec.data.contract import load_meta
     from convrec.protocol import examples
     from convrec.training import train
 

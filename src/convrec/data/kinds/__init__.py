@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from convrec.data.checksums import digest
 from convrec.errors import ConvrecError
@@ -113,12 +113,33 @@ def read_splits(
     least two classes. Also the paths read, keyed as the task's YAML names them."""
     source, root = cfg.source, project_root()
     paths = {source.train: source_file(source.train, "source.train", cfg.name, root, suffixes)}
-    train = read(paths[source.train])
     if source.get("test"):
         paths[source.test] = source_file(source.test, "source.test", cfg.name, root, suffixes)
+    check_declared(cfg.name, paths, root)
+    train = read(paths[source.train])
+    if source.get("test"):
         test = read(paths[source.test])
     else:
         train, test = stratified_split(train, source.test_fraction, int(cfg.split_seed),
                                        str(paths[source.train]))  # fmt: skip
     two_classes(train[1], paths[source.train])
     return train, test, paths
+
+
+def check_declared(task: str, paths: dict[str, Path], root: Path) -> None:
+    """A task of conf/pipeline.yaml's `sources` reads only files inside the path declared there,
+    which its DVC stage depends on: a file outside it could change while `dvc repro` calls the
+    task's prepared data and results up to date."""
+    pipeline = root / "conf" / "pipeline.yaml"
+    declared = (OmegaConf.load(pipeline).get("sources") or {}).get(task) if pipeline.is_file() \
+        else None  # fmt: skip
+    if declared is None:
+        return
+    base = (root / str(declared)).resolve()
+    for name, path in paths.items():
+        if path.resolve() != base and base not in path.resolve().parents:
+            raise ConvrecError(
+                f"task {task}: {name} is outside {declared}, which conf/pipeline.yaml declares as "
+                f"its sources (the path its prepare stage depends on, so DVC would not see the "
+                f"file change); move the file there or declare a folder that holds it"
+            )
