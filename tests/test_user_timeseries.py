@@ -140,3 +140,22 @@ def test_a_task_yaml_without_its_train_file_says_which_key_to_set(user_conf, tmp
     with pytest.raises(ConvrecError, match=r"task unset: task.source.train is not set; set it in "
                        r"conf/task/unset.yaml"):  # fmt: skip
         prepare_task(task, tmp_path / "prepared", tmp_path / "raw")
+
+
+def test_a_dataset_too_small_for_the_learning_rate_schedule_is_one_line(user_conf, tmp_path):
+    (tmp_path / "data").mkdir()
+    _csv(tmp_path / "data" / "few.csv", _series_rows(12, 8))
+    task = user_conf("few", """\
+        defaults: [/source/timeseries@_here_, _self_]
+        name: few
+        source: {train: data/few.csv}
+        """)  # fmt: skip
+    prepare_task(task, tmp_path / "prepared", tmp_path / "raw")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = compose_config(tmp_path / "conf", "train", [
+        "task=few", "model=fcn", "profile=tiny", f"paths.prepared={tmp_path / 'prepared'}",
+        f"tracking.uri={uri}",
+    ])  # fmt: skip
+    with pytest.raises(ConvrecError, match=r"the run has 1 optimizer steps in all, too few for "
+                       r"the one-cycle learning-rate schedule"):  # fmt: skip
+        train(cfg)

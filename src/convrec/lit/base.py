@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
-from convrec.errors import Diverged
+from convrec.errors import ConvrecError, Diverged
 
 # Every metric name used by checkpoints, history, MLflow and the leaderboard comes from here.
 LOSS = "loss"
@@ -164,7 +164,16 @@ class SupervisedModule(L.LightningModule):
             return optimizer
         kwargs = {}
         if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
-            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+            kwargs["total_steps"] = steps = int(self.trainer.estimated_stepping_batches)
+            # one-cycle's warm-up and annealing phases each need more than one step (else
+            # torch divides by zero at the first step): a user's small dataset can be that short
+            warmup = getattr(self.scheduler_factory, "keywords", {}).get("pct_start")
+            if warmup is not None and min(warmup, 1 - warmup) * steps <= 1:
+                raise ConvrecError(
+                    f"the run has {steps} optimizer steps in all, too few for the one-cycle "
+                    f"learning-rate schedule (pct_start={warmup}); lower task.batch_size, raise "
+                    "trainer.max_epochs, or give the task more training examples"
+                )
         scheduler = self.scheduler_factory(optimizer, **kwargs)
         return {
             "optimizer": optimizer,
