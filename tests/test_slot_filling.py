@@ -1,3 +1,5 @@
+from operator import attrgetter
+
 import numpy as np
 import pytest
 import torch
@@ -31,8 +33,8 @@ def _load(tmp_path, **settings):
 
 def test_the_generator_is_deterministic_under_its_seed(tmp_path):
     a, b, c = _load(tmp_path), _load(tmp_path), _load(tmp_path, generator_seed=1)
-    for field in ("train_x", "train_y", "test_x", "test_y", "train_lengths", "test_lengths"):
-        assert torch.equal(getattr(a, field), getattr(b, field))
+    for field in ("train.x", "train.y", "test.x", "test.y", "train.lengths", "test.lengths"):
+        assert torch.equal(attrgetter(field)(a), attrgetter(field)(b))
     assert a.vocab == b.vocab and not torch.equal(a.train.y, c.train.y)
     # The test split has its own stream: a bigger training set leaves its tags alone.
     bigger = _load(tmp_path, train_size=120)

@@ -1,5 +1,6 @@
 import hashlib
 import math
+from operator import attrgetter
 
 import pytest
 import torch
@@ -38,9 +39,9 @@ def test_generated_tasks_are_deterministic_under_their_seed(name, tmp_path):
     a = _load(name, tmp_path, generator_seed=3, **small)
     b = _load(name, tmp_path, generator_seed=3, **small)
     c = _load(name, tmp_path, generator_seed=4, **small)
-    for field in ("train_x", "train_y", "test_x", "test_y"):
-        assert torch.equal(getattr(a, field), getattr(b, field))
-        assert not torch.equal(getattr(a, field), getattr(c, field))
+    for field in ("train.x", "train.y", "test.x", "test.y"):
+        assert torch.equal(attrgetter(field)(a), attrgetter(field)(b))
+        assert not torch.equal(attrgetter(field)(a), attrgetter(field)(c))
     assert a.generator == b.generator and a.generator["generator_seed"] == 3
     # Each split has its own stream: a bigger training set leaves the test set alone.
     bigger = _load(name, tmp_path, generator_seed=3, **{**small, "train_size": 128})
