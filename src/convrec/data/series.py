@@ -9,6 +9,7 @@ right-padded with zeros to the longest one of either split and carry their true 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +19,22 @@ from convrec.data.labels import encode_labels, majority_baseline
 from convrec.errors import ConvrecError
 
 Series = tuple[list[np.ndarray], list[str]]  # [N arrays (C, T_i)], N labels
+
+
+def read_ts(path: Path) -> Series:
+    """A UCR/UEA `.ts` file's series, each (C, T_i) float32, and their labels as strings; a file
+    aeon cannot parse, or one without labels, is one line."""
+    from aeon.datasets import load_from_ts_file  # imported here: importing aeon takes seconds
+
+    try:
+        x, y = load_from_ts_file(str(path))
+    except Exception as err:  # aeon's parser raises several kinds, each with a message
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConvrecError(f"{path} is not a readable .ts file ({reason})") from None
+    if y is None:
+        raise ConvrecError(f"{path} has no class labels (@classLabel false); each series needs one")
+    # a 3-D array (one length) or a list of (C, T_i) arrays
+    return [np.asarray(s, dtype=np.float32) for s in x], [str(label) for label in y]
 
 
 def pad(series: Sequence[np.ndarray], length: int) -> torch.Tensor:

@@ -25,7 +25,8 @@ def source_file(
     value: str | None, key: str, task: str, root: Path, suffixes: tuple[str, ...]
 ) -> Path:
     """A source path of the task's YAML (relative to the project root, or absolute), refused
-    with one line when it is not set, does not exist or is of a type the kind does not read."""
+    with one line when it is not set, does not exist, is an empty file or is of a type the kind
+    does not read."""
     where = f"conf/task/{task}.yaml"
     if not value:
         raise ConvrecError(f"task {task}: {key} is not set; set it in {where}")
@@ -33,6 +34,8 @@ def source_file(
     if not path.exists():
         raise ConvrecError(f"task {task}: {key}={value} does not exist ({path}); fix it in "
                            f"{where}")  # fmt: skip
+    if path.is_file() and path.stat().st_size == 0:
+        raise ConvrecError(f"{path} is empty; it must hold the task's labelled examples")
     if suffixes and path.suffix.lower() not in suffixes:
         kind = f"a {path.suffix} file" if path.suffix else "a file without a suffix"
         raise ConvrecError(f"task {task}: {key}={value} is {kind}; this kind reads "

@@ -24,7 +24,6 @@ from convrec.data.kinds import KINDS, checksums, labels_of, read_splits, read_ta
 from convrec.data.labels import encode_labels, majority_baseline
 from convrec.data.tasks import by_profile
 from convrec.data.text import encode_splits
-from convrec.errors import ConvrecError
 
 SUFFIXES = (".csv", ".tsv", ".parquet")
 
@@ -52,8 +51,6 @@ def text_table(cfg: DictConfig, raw_dir: Path) -> RawSplits:
 
 def read_texts(path: Path, source: DictConfig) -> tuple[list[str], list[str]]:
     """A table's texts and labels (as strings); a missing text reads as an empty one."""
-    if path.stat().st_size == 0:
-        raise ConvrecError(f"{path} is empty; it must hold labelled texts")
     text, label = str(source.text_column), str(source.label_column)
     table = read_table(path, {"text_column": text, "label_column": label})
     texts = [str(t) if isinstance(t, str) else "" for t in table[text]]

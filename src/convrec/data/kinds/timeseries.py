@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from convrec.data.contract import RawSplits
 from convrec.data.kinds import KINDS, checksums, labels_of, read_splits, read_table
-from convrec.data.series import Series, labelled_series
+from convrec.data.series import Series, labelled_series, read_ts
 from convrec.errors import ConvrecError
 
 SUFFIXES = (".ts", ".csv", ".tsv", ".parquet")
@@ -39,10 +39,8 @@ def timeseries(cfg: DictConfig, raw_dir: Path) -> RawSplits:
 def read_series(path: Path, source: DictConfig) -> Series:
     """The series of one file and their labels (as strings), or one line naming what is wrong
     in it and where."""
-    if path.stat().st_size == 0:
-        raise ConvrecError(f"{path} is empty; it must hold labelled series")
     if path.suffix.lower() == ".ts":
-        series, labels = _read_ts(path)
+        series, labels = read_ts(path)
     else:
         series, labels = _read_table(path, str(source.label_column))
     if not series:
@@ -52,19 +50,6 @@ def read_series(path: Path, source: DictConfig) -> Series:
             raise ConvrecError(f"{path}: series {i + 1} has a missing or non-finite value; "
                                "fill or drop it")  # fmt: skip
     return series, labels
-
-
-def _read_ts(path: Path) -> Series:
-    from aeon.datasets import load_from_ts_file  # imported here: importing aeon takes seconds
-
-    try:
-        x, y = load_from_ts_file(str(path))
-    except Exception as err:  # aeon's parser raises several kinds, each with a message
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConvrecError(f"{path} is not a readable .ts file ({reason})") from None
-    if y is None:
-        raise ConvrecError(f"{path} has no class labels (@classLabel false); each series needs one")
-    return [np.asarray(s, dtype=np.float32) for s in x], [str(label) for label in y]
 
 
 def _read_table(path: Path, label_column: str) -> Series:

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from convrec.data.checksums import verify
 from convrec.data.contract import RawSplits
-from convrec.data.series import labelled_series
+from convrec.data.series import labelled_series, read_ts
 from convrec.data.tasks import TASKS
 from convrec.errors import ConvrecError
 
@@ -75,8 +75,6 @@ def aeon_data_dir() -> Path:
 
 def read_split(dataset: str, split: str, sha256: str) -> tuple[list[np.ndarray], list[str]]:
     """One verified `.ts` file as ([N arrays (C, T_i)], labels as strings)."""
-    from aeon.datasets import load_from_ts_file  # imported here: importing aeon takes seconds
-
     path = aeon_data_dir() / dataset / f"{dataset}_{split}.ts"
     if not path.is_file():
         raise ConvrecError(
@@ -84,11 +82,10 @@ def read_split(dataset: str, split: str, sha256: str) -> tuple[list[np.ndarray],
             f"{AEON_VERSION} wheel. {REINSTALL}"
         )
     verify(path, sha256, REINSTALL)
-    x, y = load_from_ts_file(str(path))
-    series = [np.asarray(s, dtype=np.float32) for s in x]  # a 3-D array or a list of (C, T_i)
+    series, labels = read_ts(path)
     if any(np.isnan(s).any() for s in series):
         raise ConvrecError(f"{path} has missing values, which these tasks do not support")
-    return series, [str(label) for label in y]
+    return series, labels
 
 
 def load_dataset(task: str) -> RawSplits:
