@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from convrec.atomic import staged_dir, write_json
 from convrec.experiments import EXPERIMENTS
+from convrec.redaction import redact
 from convrec.tracking.mlflow_run import flatten, git_commit, log_params, tracked_run, tracking_uri
 
 MLFLOW_EXPERIMENT = "experiments"
@@ -24,7 +25,7 @@ def run_experiment(cfg: DictConfig, root: Path) -> dict:
         staged_dir(root / cfg.paths.results / name) as out,
         tracked_run(uri, MLFLOW_EXPERIMENT, name, tags, None) as run_id,
     ):
-        log_params(flatten(OmegaConf.to_container(cfg.experiment, resolve=True)))
+        log_params(flatten(redact(OmegaConf.to_container(cfg.experiment, resolve=True))))
         summary = run(cfg, out, root)
         summary = {"experiment": name, **summary, "mlflow_run_id": run_id}
         write_json(out / "summary.json", summary)

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from convrec.redaction import redact_logging, redact_text
+
 
 class ConvrecError(Exception):
     """A problem the user can fix (bad name, bad value, corrupt file).
@@ -75,13 +77,15 @@ def user_errors() -> Iterator[None]:
     SIGINT into one line and exit 128 + the signal.
 
     SystemExit is a BaseException, so Hydra's error reporter (which catches
-    Exception and prints a trimmed traceback) lets it through untouched.
+    Exception and prints a trimmed traceback) lets it through untouched. From here on, log
+    records and the error line carry no credential (convrec.redaction).
     """
+    redact_logging()
     try:
         with stop_on_signals():
             yield
     except ConvrecError as err:
-        message = " ".join(str(err).split())
+        message = redact_text(" ".join(str(err).split()))
         print(f"convrec: error: {message}", file=sys.stderr, flush=True)
         sys.exit(err.exit_code)
     except Interrupted as stop:

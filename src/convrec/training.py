@@ -35,6 +35,7 @@ from convrec.models import MODELS, build_model, count_parameters
 from convrec.models.spec import IOSpec
 from convrec.paths import project_root
 from convrec.protocol import protocol, split_limits
+from convrec.redaction import redact
 from convrec.resume import (
     LAST,
     can_resume,
@@ -244,7 +245,7 @@ def progress_bar() -> TQDMProgressBar:
 
 def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -> None:
     """Params, config and layer table reach MLflow before training, so a FAILED run keeps them."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))  # no credential in the store
     log_params(flatten(resolved))
     write_text(out / "config.yaml", OmegaConf.to_yaml(resolved))
     inputs = spec.example_inputs(1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -24,6 +25,7 @@ from omegaconf import DictConfig
 
 from convrec.paths import project_root
 from convrec.processes import process_tags
+from convrec.redaction import redact_text
 from convrec.tracking.mlflow_run import (
     SWEEP_OVERRIDES_ENV,
     SWEEP_PARENT_ENV,
@@ -56,6 +58,7 @@ class SweepParentRun(Callback):
             from hydra_plugins.convrec_optuna_sweeper.optuna_sweeper import study_identity
 
             storage, study = study_identity(config)
+            storage = redact_text(storage)  # a database URL's password stays out of the store
             tags |= {"optuna_study": study, "optuna_storage": storage}
             earlier = client.search_runs(
                 [experiment_id], f"tags.sweep = 'parent' and tags.optuna_study = '{study}' and "
@@ -70,12 +73,11 @@ class SweepParentRun(Callback):
             run = client.create_run(experiment_id, run_name=f"sweep {config.task.name}",
                                     tags=tags)  # fmt: skip
             self.run_id = run.info.run_id
-            overrides = json.dumps(list(config.hydra.overrides.task))
-            client.log_param(self.run_id, "overrides", overrides)
+            client.log_param(self.run_id, "overrides", job_overrides(config.hydra.overrides.task))
         os.environ[SWEEP_PARENT_ENV] = self.run_id
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        os.environ[SWEEP_OVERRIDES_ENV] = json.dumps(list(config.hydra.overrides.task))
+        os.environ[SWEEP_OVERRIDES_ENV] = job_overrides(config.hydra.overrides.task)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.run_id is None:
@@ -120,8 +122,19 @@ def finished_job_scores(uri: str, parent_run_id: str) -> dict[frozenset[str], li
     for run in sorted(runs, key=lambda r: r.info.start_time):
         if SCORE in run.data.metrics:
             overrides = json.loads(run.data.tags.get("sweep_overrides") or "[]")
-            scores[frozenset(overrides)].append(run.data.metrics[SCORE])
+            scores[sweep_key(overrides)].append(run.data.metrics[SCORE])
     return scores
+
+
+def job_overrides(overrides: Iterable[str]) -> str:
+    """A job's overrides as its runs record them (a JSON list), credentials masked."""
+    return json.dumps([redact_text(o) for o in overrides])
+
+
+def sweep_key(overrides: Iterable[str]) -> frozenset[str]:
+    """What a trial's overrides and its job's recorded ones are matched by: the recorded
+    ones are masked (job_overrides), so the trial's are masked alike."""
+    return frozenset(redact_text(o) for o in overrides)
 
 
 class ThreadShare(Callback):

@@ -48,6 +48,8 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
+from convrec.redaction import redact_text
+
 log = logging.getLogger(__name__)
 
 
@@ -144,11 +146,13 @@ def settle_interrupted_trials(
 ) -> None:
     """Trials an earlier crash left RUNNING: one whose job finished gets the job's score (a
     finished job not yet claimed by a complete trial of the same overrides); the rest fail."""
-    complete = Counter(frozenset(trial_overrides(t.params, fixed))
+    from convrec.tracking.sweep import sweep_key
+
+    complete = Counter(sweep_key(trial_overrides(t.params, fixed))
                        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     unclaimed = {key: list(scores[complete[key]:]) for key, scores in job_scores.items()}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        scores = unclaimed.get(frozenset(trial_overrides(trial.params, fixed)))
+        scores = unclaimed.get(sweep_key(trial_overrides(trial.params, fixed)))
         if scores:
             study.tell(trial.number, scores.pop(0))
             log.info(f"trial {trial.number}: its job had finished before the crash")
@@ -221,6 +225,7 @@ class OptunaSweeper(Sweeper):
             done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
         best = study.best_trial
         log.info(f"Best value {best.value} with {best.params}")
-        OmegaConf.save(OmegaConf.create({"name": "optuna", "study": name, "storage": storage,
+        OmegaConf.save(OmegaConf.create({"name": "optuna", "study": name,
+                                         "storage": redact_text(storage),
                                          "best_params": best.params, "best_value": best.value}),
                        Path(self.config.hydra.sweep.dir) / "optimization_results.yaml")  # fmt: skip
