@@ -99,3 +99,53 @@ def test_every_figure_of_the_report_renders_in_headless_chromium(tmp_path):
     assert len(images) == len(figures) == 4 + 1 + 1 + 5  # confusion: mnist only; 5 tasks' speed
     for image in images:
         assert image["width"] > 300 and image["colours"] > 5, image
+
+
+HOSTILE = {
+    "task": "<img src=x onerror=alert(1)>",
+    "model": '"><svg onload=alert(2)>',
+    "source": "<script>alert(3)</script> et al.",
+    "conclusion": "<b onmouseover=alert(4)>bold</b> & <script>alert(5)</script>",
+}
+
+
+def test_markup_in_names_and_texts_renders_as_text(tmp_path):
+    """A task, model, published source or conclusion holding markup is shown as the text it
+    is: the page runs no script, grows no element from it, and reads back every string."""
+    results, task_conf = tmp_path / "results", tmp_path / "task"
+    task, model = HOSTILE["task"], HOSTILE["model"]
+    folder = results / task / model
+    (folder / "seeds" / "0").mkdir(parents=True)
+    seeds = [run_metrics(task=task, model=model, value=90.0 + s, seed=s) for s in range(2)]
+    (folder / "metrics.json").write_text(json.dumps(aggregate(seeds, mlflow_run_id="p")))
+    task_conf.mkdir()
+    (task_conf / f"{task}.yaml").write_text(json.dumps({"references": [{
+        "model": model, "value": 91.0, "source": HOSTILE["source"],
+        "protocol": {"profile": "full", "train_examples": 1, "test_examples": 1}}]}))
+    claim = results / "experiments" / "hostile"
+    claim.mkdir(parents=True)
+    (claim / "summary.json").write_text(json.dumps({
+        "experiment": "hostile", "conclusion": HOSTILE["conclusion"], "device": "cpu",
+        "mlflow_run_id": "<i>run</i>", "texts": ["notes.md"]}))
+    (claim / "notes.md").write_text("</pre><script>alert(6)</script>")
+    page = write_reports(results, [{"task": task, "model": model}], tmp_path / "reports",
+                         task_conf, tmp_path, ["hostile"]) / "index.html"  # fmt: skip
+
+    browser = _browser()
+    try:
+        browser.get(page.as_uri())
+        alerts = browser.execute_script("return typeof window.alert")  # the page loaded
+        elements = browser.execute_script(
+            "return [document.scripts.length, document.querySelectorAll('svg, b, i').length,"
+            " Array.from(document.querySelectorAll('*')).filter(e => Array.from(e.attributes)"
+            ".some(a => a.name.startsWith('on'))).length]"
+        )
+        for details in browser.find_elements("tag name", "details"):
+            browser.execute_script("arguments[0].open = true", details)
+        text = browser.execute_script("return document.body.innerText")
+    finally:
+        browser.quit()
+    assert alerts == "function"
+    assert elements == [0, 0, 0]  # no script, no element and no handler came from the data
+    for value in [*HOSTILE.values(), "</pre><script>alert(6)</script>", "<i>run</i>"]:
+        assert value in text
