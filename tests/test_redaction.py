@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pytest
 
@@ -76,3 +77,18 @@ def test_the_config_a_run_logs_is_masked(tmp_path):
     assert params["tracking.uri"] == f"http://u:{MASK}@h:1"
     assert params["secrets.api_password"] == MASK
     assert "hunter2" not in str(params) and ":pw@" not in str(params)
+
+
+def test_a_tracking_uris_credentials_move_to_mlflows_environment(monkeypatch):
+    """MLflow prints the URI it is given (a run's "View run" link): it gets none with a
+    password; the password reaches it through MLFLOW_TRACKING_PASSWORD instead."""
+    from convrec.tracking.mlflow_run import tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    assert tracking_uri("http://alice:p%40ss@127.0.0.1:5000/x", None) == "http://127.0.0.1:5000/x"
+    assert (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]) == (
+        "alice", "p@ss")  # fmt: skip
+    assert tracking_uri("https://[::1]:443", None) == "https://[::1]:443"
+    db = "postgresql+psycopg2://u:pw@db/mlflow"  # SQLAlchemy needs it in the URL; MLflow
+    assert tracking_uri(db, None) == db  # prints no link for a database store

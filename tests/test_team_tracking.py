@@ -253,7 +253,6 @@ def test_a_user_trains_a_run_and_a_sweep_through_the_auth_server(
     jobs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(jobs) == 2 and parent.data.metrics["jobs_finished"] == 2
     assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 4
-    assert {r.data.tags["mlflow.user"] for r in runs} == {"alice"}
     with _as("bob", passwords["bob"]), pytest.raises(MlflowException):
         MlflowClient(url).get_experiment(experiment)  # her experiment: no permission of his
 
@@ -293,5 +292,6 @@ def test_no_secret_reaches_the_store_the_results_or_the_output(
         **{str(p.relative_to(tmp_path)): p.read_bytes().decode("latin-1") for p in written},
     }
     for value in (secret, other):
-        leaks = [place for place, text in places.items() if value in text]
-        assert not leaks, f"a secret reached {leaks}"
+        leaks = {place: text[max(0, text.index(value) - 300) : text.index(value) + 100]
+                 for place, text in places.items() if value in text}  # fmt: skip
+        assert not leaks, f"a secret reached {leaks}".replace(value, "<SECRET>")

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import mlflow
 from lightning.pytorch.loggers import MLFlowLogger
@@ -37,9 +38,24 @@ def tracking_uri(configured: str | None, root: Path) -> str:
     uses its enclosing project's store (convrec.paths.store_root).
     """
     if configured:
-        return str(configured)
+        return _credentials_to_environment(str(configured))
     default = f"sqlite:///{(store_root(root) / DB_NAME).resolve()}"
-    return os.environ.get("MLFLOW_TRACKING_URI") or default
+    return _credentials_to_environment(os.environ.get("MLFLOW_TRACKING_URI") or default)
+
+
+def _credentials_to_environment(uri: str) -> str:
+    """An http(s) URI's user and password move to MLFLOW_TRACKING_USERNAME / _PASSWORD, where
+    MLflow's client reads them: MLflow prints the URI it is given (each run's "View run" link),
+    which would otherwise show the password. This process and its children (sweep jobs)
+    authenticate the same."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not (parts.username or parts.password):
+        return uri
+    os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username or "")
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password or "")
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
+    host += f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=host))
 
 
 def artifact_root(uri: str) -> str | None:
