@@ -51,7 +51,8 @@ def test_every_model_gives_the_targets_shape_or_refuses_clearly(name, spec_id):
     assert count_parameters(model) > 0
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "gru", "bilstm", "cnn_lstm"])
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru", "bilstm", "cnn_lstm", "mingru",
+                                  "minlstm", "s4d"])  # fmt: skip
 @pytest.mark.parametrize("spec_id", ["variable", "tokens", "spectrogram"])
 def test_padding_never_changes_a_prediction(name, spec_id):
     """Each sequence alone, cut to its length, gives what it gives inside a padded batch."""

@@ -14,7 +14,8 @@ from convrec.compare.leaderboard import family_summary, pareto_front
 from convrec.compare.time_to_accuracy import curve_column
 from convrec.figures import plt, save_png
 
-FAMILY_COLOURS = {"mlp": "tab:gray", "cnn": "tab:blue", "rnn": "tab:orange", "hybrid": "tab:green"}
+FAMILY_COLOURS = {"mlp": "tab:gray", "cnn": "tab:blue", "rnn": "tab:orange", "hybrid": "tab:green",
+                  "scan": "tab:purple"}  # fmt: skip
 COSTS = {"params": "trainable parameters", "train_seconds": "training time (s)"}
 
 

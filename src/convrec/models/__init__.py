@@ -1,6 +1,6 @@
 """Plain nn.Modules, found by name. Every model is built as `Model(spec, **hparams)`.
 
-A model class carries `family` (mlp | cnn | rnn | hybrid), so the leaderboard
+A model class carries `family` (mlp | cnn | rnn | hybrid | scan), so the leaderboard
 knows it without a second source of truth, and `accepts` (convrec.models.spec.Accepts): the
 inputs and targets it takes, from which every (task, model) pair is allowed or refused.
 """
@@ -14,7 +14,8 @@ from convrec.models.spec import IOSpec
 from convrec.registry import Registry
 
 MODELS: Registry[type[nn.Module]] = Registry("model", "convrec.models", "model")
-FAMILIES = ("mlp", "cnn", "rnn", "hybrid")
+# scan: recurrent models trained in parallel (minGRU, minLSTM, S4D: convrec.models.scan)
+FAMILIES = ("mlp", "cnn", "rnn", "hybrid", "scan")
 
 
 def fitting_models(spec: IOSpec) -> list[str]:
