@@ -27,6 +27,8 @@ from mlflow.server import get_app_client
 from mlflow.tracking import MlflowClient
 
 from conftest import REPO, compose_config, run_stage
+from convrec.compare.mlflow_comparison import log_comparison
+from convrec.compare.report import write_reports
 from convrec.training import train
 
 
@@ -92,7 +94,7 @@ def _server(folder: Path, *args: str, env: dict | None = None):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240  # a loaded 2-core machine needs its time
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
@@ -224,9 +226,12 @@ def test_the_auth_server_refuses_strangers_and_users_without_permission(auth_ser
             MlflowClient(url).delete_experiment(private)
 
 
-def test_a_user_trains_a_run_and_a_sweep_through_the_auth_server(
+def test_everything_the_lab_runs_works_through_the_auth_server(
     auth_server, prepared_root, tmp_path, monkeypatch
 ):
+    """As alice: a training run, a 2-job sweep with its parent run, a 2-seed stage (a parent
+    with a nested run per seed) and the compare stage's comparison run, artifacts through the
+    server's proxy; all FINISHED, and bob, who has no permission, cannot read any of it."""
     url, passwords = auth_server
     monkeypatch.chdir(tmp_path)
     with _as("alice", passwords["alice"]):
@@ -236,12 +241,15 @@ def test_a_user_trains_a_run_and_a_sweep_through_the_auth_server(
         ])  # fmt: skip
         train(cfg)
         env = {**os.environ}
-    sweep = run_stage(
-        "train.py", "-m", "task=mnist1d", "model=mlp", "profile=tiny", "seed=0,1",
-        f"paths.prepared={prepared_root}", f"tracking.uri={url}", cwd=tmp_path, env=env,
-    )  # fmt: skip
-    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    common = ("task=mnist1d", "model=mlp", "profile=tiny", f"paths.prepared={prepared_root}",
+              f"tracking.uri={url}")  # fmt: skip
+    for args in (["-m", "seed=0,1"], ["seed=3", "seeds=2"]):  # a sweep; a multi-seed stage
+        done = run_stage("train.py", *args, *common, cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    reports = write_reports(tmp_path / "results", [{"task": "mnist1d", "model": "mlp"}],
+                            tmp_path / "reports")  # fmt: skip
     with _as("alice", passwords["alice"]):
+        comparison = log_comparison(url, reports, "abc123def456")
         client = MlflowClient(url)
         experiment = client.get_experiment_by_name("mnist1d").experiment_id
         runs = client.search_runs([experiment])
@@ -249,10 +257,17 @@ def test_a_user_trains_a_run_and_a_sweep_through_the_auth_server(
         assert "checkpoints/best.ckpt" in {
             a.path for a in client.list_artifacts(single.info.run_id, "checkpoints")
         }  # uploaded through the server's artifact proxy, as alice
-    (parent,) = [r for r in runs if r.data.tags.get("sweep") == "parent"]
-    jobs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(jobs) == 2 and parent.data.metrics["jobs_finished"] == 2
-    assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 4
+        compared = client.get_run(comparison)
+        assert "report/index.html" in {a.path for a in client.list_artifacts(comparison, "report")}
+    (sweep,) = [r for r in runs if r.data.tags.get("sweep") == "parent"]
+    (seeds,) = [r for r in runs if r.data.tags.get("seeds") == "3,4"]
+    children = {parent.info.run_id: [r for r in runs
+                                     if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+                for parent in (sweep, seeds)}  # fmt: skip
+    assert [len(c) for c in children.values()] == [2, 2] and len(runs) == 7
+    assert sweep.data.metrics["jobs_finished"] == 2 and seeds.data.metrics["seeds"] == 2
+    assert {r.info.status for r in [*runs, compared]} == {"FINISHED"}
+    assert set(compared.data.metrics) == {"mnist1d.mlp"}  # the one run compared
     with _as("bob", passwords["bob"]), pytest.raises(MlflowException):
         MlflowClient(url).get_experiment(experiment)  # her experiment: no permission of his
 
