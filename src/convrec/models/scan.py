@@ -32,10 +32,6 @@ def log_g(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
 
 
-def g(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
-
-
 CHUNK = 128  # steps scanned at once; see log_scan
 
 
@@ -48,9 +44,7 @@ def log_scan(log_a: torch.Tensor, log_b: torch.Tensor, chunk: int = CHUNK) -> to
     the T / chunk chunk boundaries one after the other, in linear space (16 steps at T = 2048).
     """
     steps = log_a.shape[1]
-    if steps <= chunk:
-        cumulative = torch.cumsum(log_a, dim=1)
-        return torch.exp(cumulative + torch.logcumsumexp(log_b - cumulative, dim=1))
+    chunk = min(chunk, steps)  # a short sequence is one chunk, not padded to a long one
     pad = -steps % chunk  # padded steps come last: being causal, they change no real step
     log_a, log_b = (F.pad(v, (0, 0, 0, pad)) for v in (log_a, log_b))
     n, _, hidden = log_a.shape
