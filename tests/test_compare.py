@@ -355,6 +355,31 @@ def test_families_are_ranked_across_the_tasks_they_all_ran_and_a_cd_diagram_is_d
     assert verdict["wins"] == {"cnn": 7, "hybrid": 0, "rnn": 0} and verdict["ties"] == 0
 
 
+def test_the_scan_family_gets_its_own_comparison_over_the_tasks_where_all_four_ran(tmp_path):
+    """The three families keep their ranks over every task where they ran; the scan family
+    joins them in a second diagram over the tasks where it ran too."""
+    results = tmp_path / "results"
+    runs = []
+    for number, task in enumerate(["t1", "t2", "t3", "t4", "t5", "t6", "t7"]):
+        families = [("cnn", "cnn", 90.0), ("lstm", "rnn", 80.0), ("cnn_lstm", "hybrid", 85.0)]
+        if task != "t7":  # t7: no scan run, so it counts for the three only
+            families.append(("mingru", "scan", 95.0))
+        for model, family, base in families:
+            _seeded(results, task, model, family, [base + number, base + number + 0.1,
+                                                   base + number + 0.2])  # fmt: skip
+            runs.append({"task": task, "model": model})
+    reports = write_reports(results, runs, tmp_path / "reports")
+    markdown = (reports / "leaderboard.md").read_text()
+    assert "cnn 1.00, hybrid 2.00, rnn 3.00; families cnn, rnn, hybrid over the 7 tasks" in markdown
+    assert ("scan 1.00, cnn 2.00, hybrid 3.00, rnn 4.00; families cnn, rnn, hybrid, scan over "
+            "the 6 tasks") in markdown
+    for name in ("critical_difference", "critical_difference_scan"):
+        assert (reports / f"figures/{name}.png").stat().st_size > 5_000
+    verdict = json.loads((reports / "metrics.json").read_text())
+    assert verdict["rank"] == {"cnn": 1.0, "hybrid": 2.0, "rnn": 3.0}
+    assert verdict["wins"] == {"cnn": 1, "hybrid": 0, "rnn": 0, "scan": 6}
+
+
 def test_time_to_accuracy_gives_each_model_its_seconds_to_the_task_target_and_a_figure(tmp_path):
     results = tmp_path / "results"
     curves = {"cnn": [0.90, 0.98, 0.99], "lstm": [0.50, 0.70, 0.80]}  # the target: 0.95 x 0.99

@@ -16,7 +16,12 @@ from conftest import REPO, compose_config, run_stage, shrunk_overrides
 from convrec.bench import MLFLOW_EXPERIMENT, run_experiment
 from convrec.compare.report import write_reports
 from convrec.experiments import gradients
-from convrec.experiments.parallelism import conclusion, match_params, sequence_spec
+from convrec.experiments.parallelism import (
+    beside_references,
+    conclusion,
+    match_params,
+    sequence_spec,
+)
 from convrec.models import build_model, count_parameters
 
 
@@ -27,6 +32,43 @@ def test_convolutional_models_are_scaled_to_the_reference_parameter_count():
     matched = match_params("fcn", spec, net, "channels", lstm)
     assert abs(count_parameters(build_model("fcn", spec, **matched)) - lstm) / lstm < 0.02
     assert len(matched["channels"]) == len(net["channels"])  # same depth, narrower
+
+
+def test_scan_models_are_scaled_to_the_reference_by_their_one_width():
+    spec = sequence_spec(8, 256, 10)
+    lstm = count_parameters(build_model("lstm", spec, hidden_size=128))
+    matched = match_params("mingru", spec, {"width": 64, "num_layers": 2}, "width", lstm)
+    assert abs(count_parameters(build_model("mingru", spec, **matched)) - lstm) / lstm < 0.02
+    assert matched["num_layers"] == 2 and isinstance(matched["width"], int)
+
+
+def test_the_conclusion_states_the_scan_models_cost_against_the_step_by_step_rnn():
+    nan = float("nan")
+    table = pd.DataFrame([
+        {"model": m, "family": f, "T": 2048, "train_step_ms": train, "latency_ms": latency,
+         "latency_sequential_ms": sequential}
+        for m, f, train, latency, sequential in [("gru", "rnn", 40.0, 8.0, nan),
+                                                 ("tcn", "cnn", 4.0, 2.0, nan),
+                                                 ("mingru", "scan", 5.0, 1.0, 30.0)]
+    ])  # fmt: skip
+    sentence, ratios = conclusion(table, "tcn", "CPU", recurrent="gru")
+    assert ratios["mingru_over_gru_train"] == 0.125
+    assert ratios["mingru_sequential_over_parallel_latency"] == 30.0
+    assert "costs mingru 0.12x a gru step" in sentence and "mingru 30.0x their parallel" in sentence
+
+
+def test_a_published_speed_up_gets_a_delta_only_under_its_own_protocol():
+    table = pd.DataFrame([{"model": "gru", "T": 512, "train_step_ms": 60.0},
+                          {"model": "mingru", "T": 512, "train_step_ms": 4.0}])  # fmt: skip
+    refs = OmegaConf.create([{"slow": "gru", "fast": "mingru", "T": 512, "value": 175,
+                              "protocol": {"device": "cuda", "batch_size": 64},
+                              "source": "Feng et al. 2024"}])  # fmt: skip
+    on_cpu = beside_references(table, refs, torch.device("cpu"), 16)
+    assert "published 175x (Feng et al. 2024); here 15.0x; different protocol" in on_cpu
+    assert "delta" not in on_cpu.replace("no delta", "")
+    assert "delta -160.0x" in beside_references(table, refs, torch.device("cuda"), 64)
+    assert "not measured (no T=512 here)" in beside_references(table[:0], refs,
+                                                                torch.device("cpu"), 16)
 
 
 def test_the_conclusion_states_each_cost_ratio_at_the_longest_sequence():
@@ -56,8 +98,13 @@ def test_an_experiment_run_leaves_its_summary_and_a_finished_mlflow_run(tmp_path
     out = tmp_path / "experiments" / "parallelism"
     assert json.loads((out / "summary.json").read_text()) == summary
     table = pd.read_csv(out / "parallelism.csv")
-    assert set(table.model) == {"rnn", "lstm", "gru", "tcn", "fcn"} and set(table["T"]) == {16, 32}
+    assert set(table.model) == {"rnn", "lstm", "gru", "tcn", "fcn", "mingru", "minlstm", "s4d"}
+    assert set(table["T"]) == {16, 32}
     assert (table.train_step_ms > 0).all() and (table.latency_ms > 0).all()
+    scan = table.family == "scan"  # the scan models' latency one step at a time, too
+    assert (table[scan].latency_sequential_ms > 0).all()
+    assert table[~scan].latency_sequential_ms.isna().all()
+    assert 0 < summary["metrics"]["mingru_over_gru_train"]
     assert (out / "parallelism.png").stat().st_size > 10_000
     run = MlflowClient(uri).get_run(summary["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["conclusion"] == summary["conclusion"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from convrec.atomic import write_bytes, write_text
-from convrec.compare.across_tasks import average_ranks, coverage, critical_difference, family_scores
+from convrec.compare.across_tasks import average_ranks, comparisons, coverage, critical_difference
 from convrec.compare.across_tasks import markdown as across_tasks_markdown
 from convrec.compare.claims import claims_markdown, load_claims
 from convrec.compare.dvc_views import write_curves, write_metrics
@@ -53,8 +53,8 @@ def write_reports(
     ]
     write_text(reports / "leaderboard.csv", table.to_csv(index=False))
     claims = load_claims(results / "experiments", experiments)
-    scores = family_scores(table)
-    across = "\n".join(across_tasks_markdown(scores))
+    across_tasks = comparisons(table)
+    across = "\n".join(across_tasks_markdown(across_tasks))
     write_text(reports / "leaderboard.md", to_markdown(table) + across + claims_markdown(claims))
     figures = {
         "Best model of each family per task": figures_dir / "family_matrix.png",
@@ -68,11 +68,12 @@ def write_reports(
     metric_vs_cost(table, "train_seconds", next(paths))
     histories = _histories(results, table)
     learning_curves(histories, next(paths))
-    if critical_difference(scores, figures_dir / "critical_difference.png"):
-        ranks = ", ".join(f"{f} {r:.2f}" for f, r in average_ranks(scores).items())
-        caption = (f"Critical difference across tasks (average rank: {ranks}; {coverage(scores)}; "
-                   "Wilcoxon signed-rank, Holm)")  # fmt: skip
-        figures[caption] = figures_dir / "critical_difference.png"
+    for name, scores in across_tasks.items():
+        if critical_difference(scores, figures_dir / f"{name}.png"):
+            ranks = ", ".join(f"{f} {r:.2f}" for f, r in average_ranks(scores).items())
+            caption = (f"Critical difference across tasks (average rank: {ranks}; "
+                       f"{coverage(scores)}; Wilcoxon signed-rank, Holm)")  # fmt: skip
+            figures[caption] = figures_dir / f"{name}.png"
     confusions = _confusion_figures(results, table, figures_dir)
     write_metrics(table, reports / "metrics.json")
     write_curves(histories, reports / "curves")

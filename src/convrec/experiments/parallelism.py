@@ -1,10 +1,12 @@
 """Parallelism: time per training step (forward + backward + update) and inference latency
-against sequence length for recurrent and convolutional sequence models.
+against sequence length for recurrent, convolutional and scan sequence models.
 
 The seeds' claim: an RNN steps through time one step after the other, while a convolution
 sees every step at once, so the RNN's cost grows with T at a rate the hardware cannot hide.
-Convolutional models are scaled to the reference model's parameter count (`match`), so the
-comparison is at equal size, not at each model's default width.
+The scan family (minGRU, minLSTM, S4D) is recurrent yet trains over every step at once; at
+inference it can also run one step at a time, so its latency is measured in both modes.
+Models with `match` are scaled to the reference model's parameter count, so the comparison
+is at equal size, not at each model's default width.
 """
 
 from __future__ import annotations
@@ -33,8 +35,12 @@ def sequence_spec(channels: int, length: int, classes: int) -> IOSpec:
 
 
 def scaled(net: Mapping, key: str, factor: float) -> dict:
-    """`net` with every width of the list `key` multiplied by `factor` (at least 1)."""
-    return {**net, key: [max(1, round(width * factor)) for width in net[key]]}
+    """`net` with the width `key` (a number, or a list of them) multiplied by `factor` (at
+    least 1)."""
+    widths = net[key]
+    if isinstance(widths, list | tuple):
+        return {**net, key: [max(1, round(width * factor)) for width in widths]}
+    return {**net, key: max(1, round(widths * factor))}
 
 
 def match_params(name: str, spec: IOSpec, net: Mapping, key: str, target: int) -> dict:
@@ -69,6 +75,18 @@ def time_inference(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
     """Median seconds of one forward pass in eval mode, after one warm-up pass."""
     model.eval()
     return median_seconds(lambda: model(x), x.device, repeats, warmup=1)
+
+
+def sequential_latency(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
+    """A scan model's latency run one step at a time (ms; the same outputs as the parallel
+    mode, convrec.models.scan); NaN for a model that has one mode only."""
+    if getattr(model, "mode", None) != "parallel":
+        return float("nan")
+    model.mode = "sequential"
+    try:
+        return 1e3 * time_inference(model, x, repeats)
+    finally:
+        model.mode = "parallel"
 
 
 def model_nets(cfg: DictConfig) -> dict[str, dict]:
@@ -106,13 +124,18 @@ def measure(cfg: DictConfig, nets: Mapping[str, dict], device: torch.device) -> 
                     "params": count_parameters(model),
                     "train_step_ms": 1e3 * time_train_step(model, x, y, cfg.repeats),
                     "latency_ms": 1e3 * time_inference(model, x[:1], cfg.repeats),
+                    "latency_sequential_ms": sequential_latency(model, x[:1], cfg.repeats),
                 })  # fmt: skip
                 progress.advance(bar)
     return pd.DataFrame(rows)
 
 
-def conclusion(table: pd.DataFrame, baseline: str, device: str) -> tuple[str, dict]:
-    """Each model's cost over `baseline`'s at the largest T, as metrics and one sentence."""
+def conclusion(
+    table: pd.DataFrame, baseline: str, device: str, recurrent: str | None = None
+) -> tuple[str, dict]:
+    """Each model's cost over `baseline`'s at the largest T, as metrics and one sentence; with
+    `recurrent` (a step-by-step RNN), each scan model's training step over that RNN's too, and
+    its latency one step at a time over its parallel latency."""
     longest = table[table["T"] == table["T"].max()].set_index("model")
     others = [name for name in longest.index if name != baseline]
     ratios = {}
@@ -131,7 +154,46 @@ def conclusion(table: pd.DataFrame, baseline: str, device: str) -> tuple[str, di
         f"a training step costs {listed('train')}; inference latency (one sequence) "
         f"{listed('latency')}."
     )
+    families = longest["family"] if "family" in longest else pd.Series(dtype=str)
+    scans = [name for name in others if families.get(name) == "scan"]
+    if recurrent in longest.index and scans:
+        for name in scans:
+            ratios[f"{name}_over_{recurrent}_train"] = float(
+                longest.loc[name, "train_step_ms"] / longest.loc[recurrent, "train_step_ms"]
+            )
+            ratios[f"{name}_sequential_over_parallel_latency"] = float(
+                longest.loc[name, "latency_sequential_ms"] / longest.loc[name, "latency_ms"]
+            )
+        trains = ", ".join(f"{n} {ratios[f'{n}_over_{recurrent}_train']:.2f}x" for n in scans)
+        steps = ", ".join(
+            f"{n} {ratios[f'{n}_sequential_over_parallel_latency']:.1f}x" for n in scans
+        )
+        sentence += (
+            f" Trained as a scan, a training step of the scan family (recurrent models) costs "
+            f"{trains} a {recurrent} step; run one step at a time at inference, their latency "
+            f"is {steps} their parallel latency."
+        )
     return sentence, ratios
+
+
+def beside_references(
+    table: pd.DataFrame, references: list, device: torch.device, batch_size: int
+) -> str:
+    """Each published speed-up (`slow` step time / `fast` step time at length T) beside the
+    same ratio measured here at that T, with a delta only where the protocol (device type,
+    batch size) is the reference's."""
+    lines = []
+    for ref in references:
+        at = table[table["T"] == ref.T].set_index("model")["train_step_ms"]
+        ours = at[ref.slow] / at[ref.fast] if {ref.slow, ref.fast} <= set(at.index) else None
+        same = ref.protocol.device == device.type and ref.protocol.batch_size == batch_size
+        here = f"{ours:.1f}x" if ours is not None else f"not measured (no T={ref.T} here)"
+        verdict = (f"delta {ours - ref.value:+.1f}x" if same and ours is not None else
+                   f"different protocol ({ref.protocol.device}, batch {ref.protocol.batch_size} "
+                   f"there; {device.type}, batch {batch_size} here): no delta")  # fmt: skip
+        lines.append(f"{ref.fast} over {ref.slow}, training step at T={ref.T}: published "
+                     f"{ref.value:g}x ({ref.source}); here {here}; {verdict}")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def plot(table: pd.DataFrame, device: str, path: Path) -> None:
@@ -141,13 +203,18 @@ def plot(table: pd.DataFrame, device: str, path: Path) -> None:
     for ax, (column, label) in zip(axes, panels, strict=True):
         for name, rows in table.groupby("model", sort=False):
             params = int(rows["params"].iloc[0])
-            ax.plot(rows["T"], rows[column], marker="o", label=f"{name} ({params:,} params)")
+            line, = ax.plot(rows["T"], rows[column], marker="o",
+                            label=f"{name} ({params:,} params)")  # fmt: skip
+            if column == "latency_ms" and rows["latency_sequential_ms"].notna().any():
+                ax.plot(rows["T"], rows["latency_sequential_ms"], marker="x", linestyle="--",
+                        color=line.get_color(), label=f"{name}, one step at a time")  # fmt: skip
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("sequence length T")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=8)
+    for ax in axes:  # the latency panel also names the scan models' step-by-step lines
+        ax.legend(fontsize=7)
     fig.suptitle(f"Cost vs sequence length on {device}")
     save_png(fig, path)
 
@@ -159,8 +226,14 @@ def run(cfg: DictConfig, out: Path, root: Path) -> dict:
     nets = model_nets(cfg.experiment)
     table = measure(cfg.experiment, nets, device)
     name = device_name(device)
-    sentence, ratios = conclusion(table, cfg.experiment.baseline, name)
+    sentence, ratios = conclusion(
+        table, cfg.experiment.baseline, name, cfg.experiment.get("recurrent")
+    )
     write_text(out / "parallelism.csv", table.to_csv(index=False))
+    references = cfg.experiment.get("references") or []
+    write_text(out / "references.txt",
+               beside_references(table, references, device, cfg.experiment.batch_size))  # fmt: skip
     plot(table, name, out / "parallelism.png")
     return {"conclusion": sentence, "metrics": ratios, "device": name,
-            "figure": "parallelism.png", "table": "parallelism.csv"}  # fmt: skip
+            "figure": "parallelism.png", "table": "parallelism.csv",
+            "texts": ["references.txt"]}  # fmt: skip
