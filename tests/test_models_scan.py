@@ -10,12 +10,13 @@ from convrec.models import build_model
 from convrec.models.mingru import MinGRUCell
 from convrec.models.minlstm import MinLSTMCell
 from convrec.models.s4d import S4DLayer
-from convrec.models.scan import CHUNK
+from convrec.models.scan import BLOCK
 from convrec.models.spec import IOSpec
 
 LAYERS = {"mingru": MinGRUCell, "minlstm": MinLSTMCell, "s4d": S4DLayer}
-# around the scan's chunk boundaries, and the longest sequence the acceptance names
-LENGTHS = [1, 5, CHUNK - 1, CHUNK, CHUNK + 1, 2048]
+# around the scan's block boundaries (one level, two, three), and the longest sequence the
+# acceptance names
+LENGTHS = [1, BLOCK - 1, BLOCK, BLOCK + 1, BLOCK**2 + 1, BLOCK**3 - 1, 2048]
 
 
 def _modes(layer, x):
