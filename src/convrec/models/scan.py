@@ -46,8 +46,9 @@ def scan(log_a: torch.Tensor, b: torch.Tensor, block: int = BLOCK) -> torch.Tens
     that does not matter. The states the blocks end in form a recurrence of T / block steps,
     scanned the same way, which gives each block its h_start: depth O(log T), work about
     1.3 x `block` times a step-by-step pass, in a few tensor operations per level. The
-    log-cumsum-exp form (Heinsen 2023) is as exact but took ~10x as long on CPU, where
-    log-cumsum-exp is a scalar loop (measured: convrec.experiments.parallelism)."""
+    log-cumsum-exp form (Heinsen 2023), chunked to 128 steps, drifted 3e-5 in float32 and
+    took 1.6x as long on 2 CPU cores (forward + backward at N = 16, T = 2048, H = 75: 390
+    against 245 ms), where log-cumsum-exp runs as a scalar loop."""
     n, steps, hidden = b.shape
     size = min(block, steps)
     pad = -steps % size  # padded steps come last: being causal, they change no real step
