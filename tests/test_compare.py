@@ -330,18 +330,28 @@ def test_no_task_with_every_family_leaves_the_cross_task_ranks_empty(tmp_path):
     assert "## Across tasks" not in (reports / "leaderboard.md").read_text()
 
 
-def test_families_are_ranked_across_the_tasks_they_all_ran_and_a_cd_diagram_is_drawn(tmp_path):
-    """Also what `dvc metrics show` reads: the ranks, the wins, the ties."""
-    results = tmp_path / "results"
+THREE = [("cnn", "cnn", 90.0), ("lstm", "rnn", 80.0), ("cnn_lstm", "hybrid", 85.0)]
+
+
+def _seeded_tasks(results, families_by_task):
+    """Three seeds of each (model, family, base) on each task, task number n adding n to
+    every base, so each family keeps its place on every task; the runs, as the report takes
+    them."""
     runs = []
-    for number, task in enumerate(["t1", "t2", "t3", "t4", "t5", "t6", "t7"]):
-        families = [("cnn", "cnn", 90.0), ("lstm", "rnn", 80.0), ("cnn_lstm", "hybrid", 85.0)]
-        if task == "t7":  # no hybrid run here: t7 is left out of the cross-task ranking
-            families = families[:2]
+    for number, (task, families) in enumerate(families_by_task.items()):
         for model, family, base in families:
             _seeded(results, task, model, family, [base + number, base + number + 0.1,
                                                    base + number + 0.2])  # fmt: skip
             runs.append({"task": task, "model": model})
+    return runs
+
+
+def test_families_are_ranked_across_the_tasks_they_all_ran_and_a_cd_diagram_is_drawn(tmp_path):
+    """Also what `dvc metrics show` reads: the ranks, the wins, the ties."""
+    results = tmp_path / "results"
+    # t7 has no hybrid run: it is left out of the cross-task ranking
+    tasks = {f"t{n}": THREE if n < 7 else THREE[:2] for n in range(1, 8)}
+    runs = _seeded_tasks(results, tasks)
     reports = write_reports(results, runs, tmp_path / "reports")
     markdown = (reports / "leaderboard.md").read_text()
     assert "Average rank of each family's best run (1 = best): cnn 1.00, hybrid 2.00, rnn 3.00" in (
@@ -359,15 +369,9 @@ def test_the_scan_family_gets_its_own_comparison_over_the_tasks_where_all_four_r
     """The three families keep their ranks over every task where they ran; the scan family
     joins them in a second diagram over the tasks where it ran too."""
     results = tmp_path / "results"
-    runs = []
-    for number, task in enumerate(["t1", "t2", "t3", "t4", "t5", "t6", "t7"]):
-        families = [("cnn", "cnn", 90.0), ("lstm", "rnn", 80.0), ("cnn_lstm", "hybrid", 85.0)]
-        if task != "t7":  # t7: no scan run, so it counts for the three only
-            families.append(("mingru", "scan", 95.0))
-        for model, family, base in families:
-            _seeded(results, task, model, family, [base + number, base + number + 0.1,
-                                                   base + number + 0.2])  # fmt: skip
-            runs.append({"task": task, "model": model})
+    scan = ("mingru", "scan", 95.0)  # t7: no scan run, so it counts for the three only
+    tasks = {f"t{n}": [*THREE, scan] if n < 7 else THREE for n in range(1, 8)}
+    runs = _seeded_tasks(results, tasks)
     reports = write_reports(results, runs, tmp_path / "reports")
     markdown = (reports / "leaderboard.md").read_text()
     assert "cnn 1.00, hybrid 2.00, rnn 3.00; families cnn, rnn, hybrid over the 7 tasks" in markdown
