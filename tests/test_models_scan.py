@@ -10,13 +10,12 @@ from convrec.models import build_model
 from convrec.models.mingru import MinGRUCell
 from convrec.models.minlstm import MinLSTMCell
 from convrec.models.s4d import S4DLayer
-from convrec.models.scan import BLOCK
 from convrec.models.spec import IOSpec
 
 LAYERS = {"mingru": MinGRUCell, "minlstm": MinLSTMCell, "s4d": S4DLayer}
-# around the scan's block boundaries (one level, two, three), and the longest sequence the
-# acceptance names
-LENGTHS = [1, BLOCK - 1, BLOCK, BLOCK + 1, BLOCK**2 + 1, BLOCK**3 - 1, 2048]
+# odd and even lengths at every level of the scan's halving (a padded step at one level, at
+# several), powers of two, and the longest sequence the acceptance names
+LENGTHS = [1, 2, 3, 5, 8, 17, 63, 2048]
 
 
 def _modes(layer, x):

@@ -3,18 +3,17 @@ depend on the input only, so that the recurrence is linear and trains as a paral
 
   z_t = sigmoid(W_z x_t),  h~_t = g(W_h x_t),  h_t = (1 - z_t) h_(t-1) + z_t h~_t
 
-computed in log space: log(1 - z_t) = -softplus(k_t), log z_t = -softplus(-k_t) for
-k_t = W_z x_t (convrec.models.scan).
+with 1 - z_t = sigmoid(-k_t) computed as such (not as 1 - sigmoid, which loses the small
+decays), for k_t = W_z x_t; the scan in convrec.models.scan.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from convrec.models import MODELS
-from convrec.models.scan import MinRecurrence, ScanNet, log_g
+from convrec.models.scan import MinRecurrence, ScanNet, g
 
 
 class MinGRUCell(MinRecurrence):
@@ -24,7 +23,7 @@ class MinGRUCell(MinRecurrence):
 
     def coefficients(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k, candidate = self.gate_and_candidate(x).chunk(2, dim=-1)
-        return -F.softplus(k), -F.softplus(-k) + log_g(candidate)
+        return torch.sigmoid(-k), torch.sigmoid(k) * g(candidate)
 
 
 @MODELS.register("mingru")
