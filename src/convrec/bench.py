@@ -9,6 +9,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from convrec.atomic import staged_dir, write_json
+from convrec.costs import flush_denormals
 from convrec.experiments import EXPERIMENTS
 from convrec.redaction import redact
 from convrec.tracking.mlflow_run import flatten, git_commit, log_params, tracked_run, tracking_uri
@@ -26,6 +27,7 @@ def run_experiment(cfg: DictConfig, root: Path) -> dict:
         tracked_run(uri, MLFLOW_EXPERIMENT, name, tags, None) as run_id,
     ):
         log_params(flatten(redact(OmegaConf.to_container(cfg.experiment, resolve=True))))
+        flush_denormals()  # as training does
         summary = run(cfg, out, root)
         summary = {"experiment": name, **summary, "mlflow_run_id": run_id}
         write_json(out / "summary.json", summary)

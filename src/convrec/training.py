@@ -25,7 +25,7 @@ from torchinfo import summary
 
 from convrec.atomic import write_json, write_text
 from convrec.config_check import check_config, check_pair
-from convrec.costs import TrainingMemory, latency
+from convrec.costs import TrainingMemory, flush_denormals, latency
 from convrec.data.datamodule import PreparedDataModule
 from convrec.errors import Diverged
 from convrec.lit import module_for
@@ -84,6 +84,7 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
     family = MODELS.get(model_name).family
 
     L.seed_everything(cfg.seed, workers=True)
+    flush_denormals()
     net = build_model(model_name, spec, **OmegaConf.to_container(cfg.model.net, resolve=True))
     lit_class = module_for(spec)
     module = lit_class(
