@@ -8,7 +8,7 @@ import torch
 from conftest import compose_config
 from convrec.data.checksums import digest
 from convrec.data.contract import load_meta, load_split
-from convrec.data.prepare import prepare_task
+from convrec.data.prepare import prepare_task, stratified_sample
 from convrec.data.tasks.mnist import MNIST_FILES
 from convrec.errors import ConvrecError
 
@@ -85,3 +85,13 @@ def test_missing_mirror_file_names_the_fix(tmp_path, monkeypatch):
     task = compose_config("prepare", ["task=fashion_mnist"]).task
     with pytest.raises(ConvrecError, match="missing from the mirror"):
         prepare_task(task, tmp_path / "prepared", tmp_path / "raw")
+
+
+def test_a_stratified_validation_sample_takes_each_class_in_proportion_and_never_its_last():
+    y = torch.tensor([0] * 90 + [1] * 10)
+    picked = stratified_sample(y, 10, torch.Generator().manual_seed(0))
+    assert torch.bincount(y[picked]).tolist() == [9, 1]
+    again = stratified_sample(y, 10, torch.Generator().manual_seed(0))
+    assert torch.equal(picked, again)  # seeded
+    rare = torch.tensor([0, 0, 1])  # class 1's share of 2 rounds up to its only example
+    assert rare[stratified_sample(rare, 2, torch.Generator())].tolist() == [0]

@@ -75,6 +75,7 @@ def test_a_csv_of_series_prepares_with_a_stratified_test_split_and_trains(user_c
     assert meta["split_sizes"] == {"train": 58, "val": 6, "test": 16}  # 0.2 of each class; 0.1
     test = load_split(prepared, "test")
     assert torch.bincount(test.y).tolist() == [8, 8]  # stratified: 8 of each class's 40
+    assert torch.bincount(load_split(prepared, "val").y).tolist() == [3, 3]  # stratified too
     assert list(meta["sources"]) == ["data/signals.csv"]
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -85,6 +86,85 @@ def test_a_csv_of_series_prepares_with_a_stratified_test_split_and_trains(user_c
     train(cfg)
     metrics = json.loads((tmp_path / "results/my_signals/fcn/metrics.json").read_text())
     assert metrics["test_samples"] == 16 and 0 <= metrics["value"] <= 100
+
+
+def _long_rows(wide: list[str], channels: int = 1) -> list[str]:
+    """The wide rows as a long table, one value per row: id, time, value, label (and channel:
+    channel k holds the series times k + 1); each series' rows in shuffled order."""
+    header, *rows = wide
+    rng = np.random.default_rng(1)
+    out = []
+    for i, row in enumerate(rows):
+        label, *values = row.split(",")
+        lines = [f"s{i},{t},{float(v) * (k + 1):.4f},{label}" + (f",c{k}" if channels > 1 else "")
+                 for t, v in enumerate(values) for k in range(channels)]  # fmt: skip
+        out += [lines[j] for j in rng.permutation(len(lines))]
+    return ["id,time,value,label" + (",channel" if channels > 1 else ""), *out]
+
+
+LONG = """\
+    defaults: [/source/timeseries@_here_, _self_]
+    name: {name}
+    source:
+      train: data/{file}
+      id_column: id
+      time_column: time
+      value_column: value
+      {extra}
+    """
+
+
+def test_a_long_table_of_series_prepares_the_same_tensors_as_its_wide_form(user_conf, tmp_path):
+    (tmp_path / "data").mkdir()
+    wide = _series_rows(40, 12)
+    _csv(tmp_path / "data" / "wide.csv", wide)
+    _csv(tmp_path / "data" / "long.csv", _long_rows(wide))
+    wide_task = user_conf("wide", """\
+        defaults: [/source/timeseries@_here_, _self_]
+        name: wide
+        source: {train: data/wide.csv}
+        """)  # fmt: skip
+    long_task = user_conf("long", LONG.format(name="long", file="long.csv", extra=""))
+    mine = prepare_task(long_task, tmp_path / "prepared", tmp_path / "raw")
+    theirs = prepare_task(wide_task, tmp_path / "prepared", tmp_path / "raw")
+    for split in ("train", "val", "test"):
+        a, b = load_split(mine, split), load_split(theirs, split)
+        torch.testing.assert_close(a.x, b.x, rtol=0, atol=0)
+        assert torch.equal(a.y, b.y)
+
+
+def test_a_long_table_with_a_channel_column_gives_multivariate_series(user_conf, tmp_path):
+    (tmp_path / "data").mkdir()
+    wide = _series_rows(20, 6)
+    _csv(tmp_path / "data" / "long.csv", _long_rows(wide, channels=3))
+    task = user_conf("multi", LONG.format(name="multi", file="long.csv",
+                                          extra="channel_column: channel"))
+    prepared = prepare_task(task, tmp_path / "prepared", tmp_path / "raw")
+    assert load_meta(prepared)["input_shape"] == [3, 6]
+    x = torch.cat([load_split(prepared, s).x for s in ("train", "val", "test")])
+    torch.testing.assert_close(x[:, 2], 3 * x[:, 0], rtol=1e-4, atol=1e-4)  # channel c2 = 3 x c0
+
+
+LONG_BAD = [
+    (["id,time,value,label", "s0,0,1,a", "s0,1,x,a", "s1,0,2,b"],
+     r"line 3, column 'value': 'x' is not a number"),
+    (["id,time,value,label", "s0,0,1,a", "s0,0,2,a", "s1,0,2,b"],
+     r"line 3: a second value for series 's0' at time '0'"),
+    (["id,time,value,label", "s0,0,1,a", "s0,1,2,b", "s1,0,2,b"],
+     r"series 's0' has rows labelled 'a', 'b'"),
+    (["id,when,value,label", "s0,0,1,a"], r"has no column 'time'.*source.time_column"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rows", "message"), LONG_BAD)
+def test_a_malformed_long_table_is_one_line_naming_where(user_conf, tmp_path, rows, message):
+    (tmp_path / "data").mkdir()
+    _csv(tmp_path / "data" / "bad.csv", rows)
+    task = user_conf("badlong", LONG.format(name="badlong", file="bad.csv", extra=""))
+    with pytest.raises(ConvrecError, match=message) as refused:
+        prepare_task(task, tmp_path / "prepared", tmp_path / "raw")
+    assert "\n" not in str(refused.value)
+    assert not (tmp_path / "prepared").exists() or not any((tmp_path / "prepared").iterdir())
 
 
 BAD_INPUTS = [

@@ -37,7 +37,11 @@ def prepare_task(
         raw = loader(settings, raw_root)
     raw.check(task.name)
     check_validation_split(task)
-    splits = _split(raw, validation_size(task.val_size, len(raw.train)), int(task.split_seed))
+    # a user's classes are stratified (their sizes are unknown: a rare class must validate too);
+    # the built-in tasks keep the plain seeded split their published protocols were run with
+    stratify = "source" in task and raw.train.y.dim() == 1 and not raw.train.y.is_floating_point()
+    splits = _split(raw, validation_size(task.val_size, len(raw.train)), int(task.split_seed),
+                    stratify)  # fmt: skip
     out = prepared_root / task.name
     with staged_dir(out) as tmp:
         files = {f"{name}.pt": write_split(tmp / f"{name}.pt", split)
@@ -54,6 +58,22 @@ def prepare_task(
     return out
 
 
+def stratified_sample(y: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """`size` indices of `y` drawn from each class in proportion to its count (largest
+    remainders get the rest), never a class's last example; seeded by `generator`."""
+    classes, counts = torch.unique(y, return_counts=True)
+    shares = counts.double() * size / len(y)
+    quota = shares.floor().long()
+    for i in torch.argsort(shares - quota, descending=True, stable=True)[: size - int(quota.sum())]:
+        quota[i] += 1
+    quota = torch.minimum(quota, counts - 1)
+    picked = []
+    for label, take in zip(classes.tolist(), quota.tolist(), strict=True):
+        members = (y == label).nonzero().flatten()
+        picked.append(members[torch.randperm(len(members), generator=generator)[:take]])
+    return torch.cat(picked)
+
+
 def validation_size(val_size: int | float, n: int) -> int:
     """`val_size` samples, or a fraction of the train split's `n` (a user's data, whose size
     the task's YAML does not know: 0.1 is a tenth)."""
@@ -62,13 +82,20 @@ def validation_size(val_size: int | float, n: int) -> int:
     return int(val_size)
 
 
-def _split(raw: RawSplits, val_size: int, seed: int) -> dict[str, Split]:
-    """Carve `val_size` samples out of train; 0 leaves an empty validation split."""
+def _split(raw: RawSplits, val_size: int, seed: int, stratify: bool = False) -> dict[str, Split]:
+    """Carve `val_size` samples out of train (with `stratify`, each class in proportion); 0
+    leaves an empty validation split."""
     n = len(raw.train)
     if not 0 <= val_size < n:
         raise ConvrecError(
             f"task.val_size={val_size} must be between 0 and {n - 1} (the train split has {n})"
         )
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    val_idx, train_idx = order[:val_size].sort().values, order[val_size:].sort().values
+    generator = torch.Generator().manual_seed(seed)
+    if stratify:
+        val_idx = stratified_sample(raw.train.y, val_size, generator)
+    else:
+        val_idx = torch.randperm(n, generator=generator)[:val_size]
+    held = torch.zeros(n, dtype=torch.bool)
+    held[val_idx] = True
+    val_idx, train_idx = held.nonzero().flatten(), (~held).nonzero().flatten()
     return {"train": raw.train.take(train_idx), "val": raw.train.take(val_idx), "test": raw.test}
