@@ -69,11 +69,16 @@ def read_table(path: Path, columns: dict[str, str]) -> pd.DataFrame:
     return table
 
 
+def table_line(path: Path, row: int) -> str:
+    """Where a table's row (0-based, after the header) is, as its file's reader sees it."""
+    return f"row {row + 1}" if path.suffix.lower() == ".parquet" else f"line {row + 2}"
+
+
 def labels_of(column: pd.Series, path: Path) -> list[str]:
     """A table's labels as strings; a missing one is refused with its line."""
     if column.isna().any():
         row = int(np.flatnonzero(column.isna().to_numpy())[0])
-        raise ConvrecError(f"{path}, line {row + 2}: the label is missing")
+        raise ConvrecError(f"{path}, {table_line(path, row)}: the label is missing")
     return [str(label) for label in column]
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from convrec.data.contract import RawSplits
-from convrec.data.kinds import KINDS, checksums, labels_of, read_splits, read_table
+from convrec.data.kinds import KINDS, checksums, labels_of, read_splits, read_table, table_line
 from convrec.data.series import Series, labelled_series, read_ts
 from convrec.errors import ConvrecError
 
@@ -67,8 +67,7 @@ def _read_table(path: Path, label_column: str) -> Series:
     bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     if bad.to_numpy().any():
         row, column = np.argwhere(bad.to_numpy())[0]
-        line = f"line {row + 2}" if path.suffix.lower() != ".parquet" else f"row {row + 1}"
-        raise ConvrecError(f"{path}, {line}, column {steps.columns[column]!r}: "
+        raise ConvrecError(f"{path}, {table_line(path, row)}, column {steps.columns[column]!r}: "
                            f"{steps.iat[row, column]!r} is not a number; every step needs one")
     array = values.to_numpy(dtype=np.float32)
     return [row[None, :] for row in array], labels_of(table[label_column], path)
@@ -89,27 +88,26 @@ def _read_long_table(path: Path, source: DictConfig) -> Series:
                                                        "value_column", "label_column"))
     channel = columns.get("channel_column")
 
-    def line(row: int) -> str:
-        return f"line {row + 2}" if path.suffix.lower() != ".parquet" else f"row {row + 1}"
-
     values = pd.to_numeric(table[value], errors="coerce").to_numpy(dtype=float)
     if not np.isfinite(values).all():
         row = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise ConvrecError(f"{path}, {line(row)}, column {value!r}: {table[value].iat[row]!r} "
-                           "is not a number; every step needs one")  # fmt: skip
+        raise ConvrecError(f"{path}, {table_line(path, row)}, column {value!r}: "
+                           f"{table[value].iat[row]!r} is not a number; every step needs "
+                           "one")  # fmt: skip
     keys = [ident, *([channel] if channel else []), time]
     repeated = table.duplicated(subset=keys)
     if repeated.any():
         row = int(np.flatnonzero(repeated.to_numpy())[0])
         where = {k: table[k].astype(str).iat[row] for k in keys}
-        raise ConvrecError(f"{path}, {line(row)}: a second value for series {where[ident]!r} "
-                           f"at {time} {where[time]!r}"
+        raise ConvrecError(f"{path}, {table_line(path, row)}: a second value for series "
+                           f"{where[ident]!r} at {time} {where[time]!r}"
                            + (f", channel {where[channel]!r}" if channel else "")
                            + "; each step needs one row")  # fmt: skip
     labels_of(table[label], path)  # a missing label is refused with its line
     channels = sorted(table[channel].astype(str).unique()) if channel else [None]
     numeric = pd.to_numeric(table[time], errors="coerce")  # "10" after "9", as numbers
-    frame = table.assign(_value=values, _time=numeric if numeric.notna().all() else table[time])
+    frame = table.assign(_value=values, _time=numeric if numeric.notna().all() else table[time],
+                         _channel=table[channel].astype(str) if channel else None)
     series, labels = [], []
     for name, rows in frame.groupby(ident, sort=False):
         names = rows[label].astype(str).unique()
@@ -118,7 +116,7 @@ def _read_long_table(path: Path, source: DictConfig) -> Series:
                                f"{', '.join(map(repr, names[:3]))}; a series has one label")
         steps = []
         for c in channels:
-            part = rows if c is None else rows[rows[channel].astype(str) == c]
+            part = rows if c is None else rows[rows["_channel"] == c]
             steps.append(part.sort_values("_time", kind="stable")["_value"].to_numpy())
         if len({len(v) for v in steps}) > 1:
             counts = ", ".join(f"{c} {len(v)}" for c, v in zip(channels, steps, strict=True))
