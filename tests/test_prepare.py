@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import compose_config
+from convrec.data import sources
 from convrec.data.checksums import digest
 from convrec.data.contract import load_meta, load_split
 from convrec.data.prepare import prepare_task, stratified_sample
@@ -85,6 +86,17 @@ def test_missing_mirror_file_names_the_fix(tmp_path, monkeypatch):
     task = compose_config("prepare", ["task=fashion_mnist"]).task
     with pytest.raises(ConvrecError, match="missing from the mirror"):
         prepare_task(task, tmp_path / "prepared", tmp_path / "raw")
+
+
+def test_a_download_follows_the_url_and_checks_the_published_md5(tmp_path, mirror):
+    """The downloader the official sources go through, on a file: URL standing in for the
+    server; the file that arrives is the one whose md5 MNIST's publisher gives."""
+    name = "t10k-labels-idx1-ubyte.gz"
+    served = (mirror / "MNIST" / "raw" / name).resolve().as_uri()
+    path = sources.download_url(served, str(tmp_path), name, md5=MNIST_FILES[name][1])
+    assert digest(path) == MNIST_FILES[name][0]
+    with pytest.raises(ConvrecError, match="md5"):
+        sources.download_url(served, str(tmp_path), "other.gz", md5="0" * 32)
 
 
 def test_a_stratified_validation_sample_takes_each_class_in_proportion_and_never_its_last():

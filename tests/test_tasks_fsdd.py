@@ -12,6 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config
+from convrec.data import sources
 from convrec.data.audio import (
     LOG_FLOOR,
     MelSettings,
@@ -148,13 +149,11 @@ def _github_tar(recordings: dict[str, bytes], path: Path) -> Path:
 
 
 def _serve(monkeypatch, url: str, path: Path) -> None:
-    import torchvision.datasets.utils
-
     def download_url(url_asked, root, filename, md5=None):
         assert url_asked == url
         shutil.copyfile(path, Path(root) / filename)
 
-    monkeypatch.setattr(torchvision.datasets.utils, "download_url", download_url)
+    monkeypatch.setattr(sources, "download_url", download_url)
     monkeypatch.delenv("CONVREC_DATA_MIRROR", raising=False)
 
 

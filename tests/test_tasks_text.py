@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config
+from convrec.data import sources
 from convrec.data.contract import load_meta, load_split
 from convrec.data.prepare import prepare_task
 from convrec.data.sources import Archive, fetch_archive
@@ -178,9 +179,7 @@ def _sst2_zip(mirror: Path, path: Path) -> Path:
 
 
 def _serve(monkeypatch, files: dict[str, Path]) -> list[str]:
-    """Stand in for the network: torchvision's download_url copies the file served at the url."""
-    import torchvision.datasets.utils
-
+    """Stand in for the network: download_url copies the file served at the url."""
     asked = []
 
     def download_url(url, root, filename, md5=None):
@@ -189,7 +188,7 @@ def _serve(monkeypatch, files: dict[str, Path]) -> list[str]:
             raise OSError(f"no route to {url}")
         shutil.copyfile(files[url], Path(root) / filename)
 
-    monkeypatch.setattr(torchvision.datasets.utils, "download_url", download_url)
+    monkeypatch.setattr(sources, "download_url", download_url)
     monkeypatch.delenv("CONVREC_DATA_MIRROR", raising=False)
     return asked
 

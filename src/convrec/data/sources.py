@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,9 +145,6 @@ def _copy_from_mirror(mirror: Path, relpath: str, sha256: str, target: Path) -> 
 def _download(
     urls: tuple[str, ...], md5: str | None, target: Path, verify_file: Callable[[Path], None]
 ) -> Path:
-    # torchvision's helper follows redirects, shows progress and checks the md5.
-    from torchvision.datasets.utils import download_url
-
     errors = []
     with tempfile.TemporaryDirectory(dir=_parent(target)) as tmp:
         for url in urls:
@@ -163,6 +161,25 @@ def _download(
         f"could not download {target} ({'; '.join(errors)}); check the network, "
         f"or set {MIRROR_ENV} to a folder that mirrors the data"
     )
+
+
+def download_url(url: str, root: str, filename: str, md5: str | None = None) -> Path:
+    """Download `url` to root/filename with a progress bar, following redirects; check the md5
+    the publisher gives. (torchvision's helper did this; importing torchvision cost every
+    training process ~2 s, through torchmetrics, which imports it when it is installed.)"""
+    from tqdm import tqdm
+
+    path = Path(root) / filename
+    request = urllib.request.Request(url, headers={"User-Agent": "convrec"})
+    with urllib.request.urlopen(request, timeout=60) as response, open(path, "wb") as out:
+        size = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=size, unit="B", unit_scale=True, desc=filename) as bar:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                bar.update(len(chunk))
+    if md5 is not None and (actual := digest(path, "md5")) != md5:
+        raise ConvrecError(f"{url} gave a file whose md5 is {actual}, not {md5}")
+    return path
 
 
 def _parent(target: Path) -> Path:
