@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import mlflow
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import compose_config, run_stage
+from conftest import REPO, compose_config, run_stage
 from convrec.data.datamodule import PreparedDataModule
 from convrec.lit.history import read_history
 from convrec.training import train
@@ -232,3 +234,40 @@ def test_seeds_train_one_after_the_other_only_where_lightning_uses_one_device():
     assert one_device(1) and one_device("1") and one_device(None) and one_device(ListConfig([0]))
     assert one_device("auto") == (torch.cuda.device_count() <= 1)
     assert not one_device(2) and not one_device(-1) and not one_device([0, 1])
+
+
+# In a fresh process: run the train stage's entry point as DVC does (here in-process, through
+# runpy, so that the process can be inspected afterwards), then multiply subnormal floats in
+# parallel: every thread of the CPU pool flushes them only if the mode was set before the pool
+# started. The control starts the pool first.
+_FLUSH_PROBE = """
+import runpy, sys, torch
+if sys.argv[1] == "pool-first":
+    torch.rand(1 << 22).mul(2).sum()
+    torch.set_flush_denormal(True)
+else:
+    sys.argv = ["pipelines/train.py", *sys.argv[2:]]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+# the smallest subnormal float32, from its bits (a conversion would flush it already), in a
+# tensor large enough to be split across the pool's threads; its bits after the product
+product = torch.ones(1 << 22, dtype=torch.int32).view(torch.float32).mul(1.0).view(torch.int32)
+print("flushed" if bool(product.eq(0).all()) else "subnormal")
+"""
+
+
+def test_every_cpu_thread_of_a_train_stage_flushes_subnormal_floats(project, prepared_root):
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT" or torch.get_num_threads() < 2:
+        pytest.skip("a CPU without the flush-to-zero mode, or a single thread")
+    _, uri = tiny_run(project, prepared_root)
+    args = ["task=mnist1d", "model=mlp", "profile=tiny", "seeds=1",
+            f"paths.prepared={prepared_root}", f"paths.results={project / 'results'}",
+            f"tracking.uri={uri}"]  # fmt: skip
+    probe = project / "probe.py"
+    probe.write_text(_FLUSH_PROBE)
+    outcomes = {}
+    for mode in ("pool-first", "stage"):
+        done = subprocess.run([sys.executable, str(probe), mode, *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        outcomes[mode] = done.stdout.split()[-1]
+    assert outcomes == {"pool-first": "subnormal", "stage": "flushed"}

@@ -18,6 +18,7 @@ MLFLOW_EXPERIMENT = "experiments"
 
 
 def run_experiment(cfg: DictConfig, root: Path) -> dict:
+    flush_denormals()  # as training does: before any tensor operation starts the thread pool
     name = cfg.experiment.name
     run = EXPERIMENTS.get(name)  # unknown names fail here, before any work
     uri = tracking_uri(cfg.tracking.uri, root)
@@ -27,7 +28,6 @@ def run_experiment(cfg: DictConfig, root: Path) -> dict:
         tracked_run(uri, MLFLOW_EXPERIMENT, name, tags, None) as run_id,
     ):
         log_params(flatten(redact(OmegaConf.to_container(cfg.experiment, resolve=True))))
-        flush_denormals()  # as training does
         summary = run(cfg, out, root)
         summary = {"experiment": name, **summary, "mlflow_run_id": run_id}
         write_json(out / "summary.json", summary)

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from convrec.atomic import write_json
 from convrec.config_check import check_config, check_pair
+from convrec.costs import flush_denormals
 from convrec.errors import ConvrecError, Diverged
 from convrec.paths import project_root
 from convrec.results import SEEDS_DIR, aggregate, read_run
@@ -29,6 +30,7 @@ from convrec.training import run_tags, train
 
 def train_seeds(cfg: DictConfig) -> float:
     """Train `cfg.seeds` seeds; return the mean best validation score (what a sweep ranks)."""
+    flush_denormals()  # before any tensor operation starts the CPU thread pool
     check_config(cfg)
     count = cfg.seeds
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:

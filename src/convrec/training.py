@@ -74,6 +74,7 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
     Alone, the run publishes results/<task>/<model>/ in one rename when it succeeds. As one seed
     of several (convrec.seeds), it writes into `into`, a folder the caller publishes, and its
     MLflow run is nested under `parent_run`."""
+    flush_denormals()  # before any tensor operation starts the CPU thread pool
     check_config(cfg)
     root = project_root()
     task, model_name = cfg.task.name, cfg.model.name
@@ -84,7 +85,6 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
     family = MODELS.get(model_name).family
 
     L.seed_everything(cfg.seed, workers=True)
-    flush_denormals()
     net = build_model(model_name, spec, **OmegaConf.to_container(cfg.model.net, resolve=True))
     lit_class = module_for(spec)
     module = lit_class(
