@@ -12,6 +12,7 @@ from convrec.compare.provenance import git_commit
 from convrec.compare.report import write_reports
 from convrec.errors import user_errors
 from convrec.paths import project_root
+from convrec.pipeline_runs import pipeline_runs
 from convrec.tracking.mlflow_run import end_orphaned_runs, tracking_uri
 
 if __name__ == "__main__":
@@ -20,7 +21,7 @@ if __name__ == "__main__":
         with user_errors():
             pipeline = OmegaConf.load(root / "conf" / "pipeline.yaml")
             results, reports = root / "results", root / "reports"
-            out = write_reports(results, pipeline.runs.values(), reports, root / "conf/task", root,
+            out = write_reports(results, pipeline_runs(pipeline), reports, root / "conf/task", root,
                                 [*pipeline.get("experiments", []),
                                  *pipeline.get("speed", [])])  # fmt: skip
             uri = tracking_uri(OmegaConf.load(root / "conf" / "train.yaml").tracking.uri, root)
