@@ -1,13 +1,15 @@
-"""Your own data through real DVC: a `.ts` pair of series, a TSV of texts and a folder of
-images, each one YAML file in conf/task/ and an entry under `sources` in conf/pipeline.yaml,
-prepared, trained (tiny profile) and compared by `dvc repro`: the texts and images on runs
-listed one by one, the series on its input kind's model set (`train_sets`); an edited source
-file makes its task's stages run again. Marked slow: run with --runslow (CI does)."""
+"""Your own data through real DVC: a `.ts` pair of series, a TSV and a CSV of texts and a
+folder of images, each one YAML file in conf/task/ and an entry under `sources` in
+conf/pipeline.yaml, prepared, trained (tiny profile) and compared by `dvc repro`: the texts and
+images on runs listed one by one, the series on its input kind's model set (`train_sets`); an
+edited source file makes its task's stages run again, a malformed one stops its stage with one
+line and exit 2. Marked slow: run with --runslow (CI does)."""
 
 from __future__ import annotations
 
 import csv
 import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -40,6 +42,15 @@ def _reviews(path, n: int) -> None:
     path.write_text("\n".join(rows) + "\n")
 
 
+def _comments(path, n: int) -> None:
+    """The same kind of texts as a CSV, quoted where a text holds a comma."""
+    words = {"up": ['"good, really"', "liked it", "well made"],
+             "down": ['"bad, really"', "disliked it", "badly made"]}  # fmt: skip
+    rows = ["text,label"] + [f"{words[label][i % 3]},{label}"
+                             for i, label in enumerate(["up", "down"] * (n // 2))]  # fmt: skip
+    path.write_text("\n".join(rows) + "\n")
+
+
 def _photos(folder, per_class: int) -> None:
     rng = np.random.default_rng(0)
     for label, level in (("bright", 200), ("dark", 40)):
@@ -62,6 +73,12 @@ TASKS = {
         source: {train: data/user/reviews/reviews.tsv}
         batch_size: 8
         """,
+    "comments": """\
+        defaults: [/source/text_table@_here_, _self_]
+        name: comments
+        source: {train: data/user/comments/comments.csv}
+        batch_size: 8
+        """,
     "photos": """\
         defaults: [/source/image_folder@_here_, _self_]
         name: photos
@@ -71,7 +88,8 @@ TASKS = {
 }
 # listed runs, each with its conf/task_model file; the series task trains its kind's model set
 # instead (cut to two models here, for time)
-RUNS = {"reviews-textcnn": ("reviews", "textcnn"), "photos-cnn": ("photos", "cnn")}
+RUNS = {"reviews-textcnn": ("reviews", "textcnn"), "comments-textcnn": ("comments", "textcnn"),
+        "photos-cnn": ("photos", "cnn")}  # fmt: skip
 SERIES_SET = ["fcn", "gru"]
 
 
@@ -84,6 +102,8 @@ def test_your_own_series_texts_and_images_run_through_dvc_repro(tmp_path):
     _ts(user / "signals" / "test.ts", 16, seed=1)
     (user / "reviews").mkdir()
     _reviews(user / "reviews" / "reviews.tsv", 80)
+    (user / "comments").mkdir()
+    _comments(user / "comments" / "comments.csv", 80)
     _photos(user / "photos", per_class=40)
     for name, body in TASKS.items():  # one YAML file each, no Python
         (project / "conf" / "task" / f"{name}.yaml").write_text(textwrap.dedent(body))
@@ -118,5 +138,18 @@ def test_your_own_series_texts_and_images_run_through_dvc_repro(tmp_path):
         handle.write("a great great film\tpos\n")
     again = _stages_run(_dvc(project, env, "repro").stdout)
     assert {"prepare_source@reviews", "train@reviews-textcnn", "compare"} <= again
-    assert not any(stage.endswith(("signals", "photos", "signals-fcn", "signals-gru",
-                                   "photos-cnn")) for stage in again)  # fmt: skip
+    assert not any(stage.endswith(("signals", "photos", "comments", "signals-fcn",
+                                   "signals-gru", "photos-cnn", "comments-textcnn"))
+                   for stage in again)  # fmt: skip
+
+    # a malformed edit: the stage ends with one line and exit 2, and leaves nothing half-written
+    # (DVC itself removes a stage's outputs before it runs; its cache keeps them)
+    with open(user / "comments" / "comments.csv", "a") as handle:
+        handle.write("a text without its label,\n")
+    bad = subprocess.run([str(Path(sys.executable).parent / "dvc"), "repro"], cwd=project,
+                         env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("convrec: error:")]
+    assert bad.returncode != 0 and "exited with 2" in bad.stderr, bad.stderr[-2000:]
+    assert len(errors) == 1 and "comments.csv" in errors[0], bad.stderr[-2000:]
+    assert "line 82: the label is missing" in errors[0]
+    assert {p.name for p in (project / "data/prepared").iterdir()} <= set(TASKS)

@@ -58,6 +58,11 @@ def read_series(path: Path, source: DictConfig) -> Series:
     return series, labels
 
 
+def _cell(value) -> str:
+    """A cell as the file has it: 'x', 'inf', 'nan' (an empty cell reads as nan)."""
+    return repr(value if isinstance(value, str) else str(value))
+
+
 def _read_table(path: Path, label_column: str) -> Series:
     table = read_table(path, {"label_column": label_column})
     steps = table.drop(columns=[label_column])
@@ -68,7 +73,8 @@ def _read_table(path: Path, label_column: str) -> Series:
     if bad.to_numpy().any():
         row, column = np.argwhere(bad.to_numpy())[0]
         raise ConvrecError(f"{path}, {table_line(path, row)}, column {steps.columns[column]!r}: "
-                           f"{steps.iat[row, column]!r} is not a number; every step needs one")
+                           f"{_cell(steps.iat[row, column])} is not a finite number; every step "
+                           "needs one")  # fmt: skip
     array = values.to_numpy(dtype=np.float32)
     return [row[None, :] for row in array], labels_of(table[label_column], path)
 
@@ -92,8 +98,8 @@ def _read_long_table(path: Path, source: DictConfig) -> Series:
     if not np.isfinite(values).all():
         row = int(np.flatnonzero(~np.isfinite(values))[0])
         raise ConvrecError(f"{path}, {table_line(path, row)}, column {value!r}: "
-                           f"{table[value].iat[row]!r} is not a number; every step needs "
-                           "one")  # fmt: skip
+                           f"{_cell(table[value].iat[row])} is not a finite number; every step "
+                           "needs one")  # fmt: skip
     keys = [ident, *([channel] if channel else []), time]
     repeated = table.duplicated(subset=keys)
     if repeated.any():
