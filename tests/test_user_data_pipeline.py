@@ -34,20 +34,18 @@ def _ts(path, n: int, seed: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _reviews(path, n: int) -> None:
-    words = {"pos": ["great film", "loved it", "wonderful acting"],
-             "neg": ["dull film", "hated it", "terrible acting"]}  # fmt: skip
-    rows = ["text\tlabel"] + [f"{words[label][i % 3]}\t{label}"
-                              for i, label in enumerate(["pos", "neg"] * (n // 2))]  # fmt: skip
-    path.write_text("\n".join(rows) + "\n")
+REVIEWS = {"pos": ["great film", "loved it", "wonderful acting"],
+           "neg": ["dull film", "hated it", "terrible acting"]}  # fmt: skip
+# the CSV's texts: quoted where one holds a comma
+COMMENTS = {"up": ['"good, really"', "liked it", "well made"],
+            "down": ['"bad, really"', "disliked it", "badly made"]}  # fmt: skip
 
 
-def _comments(path, n: int) -> None:
-    """The same kind of texts as a CSV, quoted where a text holds a comma."""
-    words = {"up": ['"good, really"', "liked it", "well made"],
-             "down": ['"bad, really"', "disliked it", "badly made"]}  # fmt: skip
-    rows = ["text,label"] + [f"{words[label][i % 3]},{label}"
-                             for i, label in enumerate(["up", "down"] * (n // 2))]  # fmt: skip
+def _texts(path, words: dict[str, list[str]], n: int, sep: str) -> None:
+    """A table of n texts, the classes alternating, each class with words of its own."""
+    labels = list(words) * (n // 2)
+    rows = [f"text{sep}label"] + [f"{words[label][i % 3]}{sep}{label}"
+                                  for i, label in enumerate(labels)]  # fmt: skip
     path.write_text("\n".join(rows) + "\n")
 
 
@@ -101,9 +99,9 @@ def test_your_own_series_texts_and_images_run_through_dvc_repro(tmp_path):
     _ts(user / "signals" / "train.ts", 64, seed=0)
     _ts(user / "signals" / "test.ts", 16, seed=1)
     (user / "reviews").mkdir()
-    _reviews(user / "reviews" / "reviews.tsv", 80)
+    _texts(user / "reviews" / "reviews.tsv", REVIEWS, 80, "\t")
     (user / "comments").mkdir()
-    _comments(user / "comments" / "comments.csv", 80)
+    _texts(user / "comments" / "comments.csv", COMMENTS, 80, ",")
     _photos(user / "photos", per_class=40)
     for name, body in TASKS.items():  # one YAML file each, no Python
         (project / "conf" / "task" / f"{name}.yaml").write_text(textwrap.dedent(body))

@@ -165,8 +165,8 @@ def _download(
 
 def download_url(url: str, root: str, filename: str, md5: str | None = None) -> Path:
     """Download `url` to root/filename with a progress bar, following redirects; check the md5
-    the publisher gives. (torchvision's helper did this; importing torchvision cost every
-    training process ~2 s, through torchmetrics, which imports it when it is installed.)"""
+    the publisher gives. (torchvision's helper did this; with torchvision installed,
+    torchmetrics imports it, models and ops included, into every training process.)"""
     from tqdm import tqdm
 
     path = Path(root) / filename
