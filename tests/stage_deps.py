@@ -61,9 +61,12 @@ def stages_missing_deps(project: Path, records: Path, repo: Path) -> dict[str, l
         if (name := stage_of.get(run["pid"]) or stage_of.get(run["ppid"])) is not None:
             loaded.setdefault(name, []).extend(run["files"])
     assert set(loaded) == set(stages), f"stages not recorded: {set(stages) - set(loaded)}"
+    # a dep that another stage writes (a code stamp, pipelines/stamp.py) stands for its deps
+    made_by = {out["path"]: stage for stage in stages.values() for out in stage.get("outs", [])}
     missing = {}
     for name, files in loaded.items():
         deps = [dep["path"] for dep in stages[name].get("deps", [])]
+        deps += [d["path"] for dep in deps if dep in made_by for d in made_by[dep].get("deps", [])]
         if gaps := uncovered(files, deps, [project, repo]):
             missing[name] = gaps
     return missing

@@ -1,3 +1,5 @@
+import importlib.util
+
 import pytest
 import torch
 import yaml
@@ -95,6 +97,31 @@ def test_dvc_pipeline_trains_every_run_and_tracks_its_config_files():
     for config in ("train", "trainer/default", "profile/${profile}", "task/${item.task}",
                    "model/${item.model}", "task_model/${item.task}_${item.model}"):  # fmt: skip
         assert f"conf/{config}.yaml" in deps, config
+    # the code, as one file of hashes: the stage that writes it depends on the code itself
+    code = dvc["stages"]["code_train"]
+    assert "build/code_train.txt" in deps and code["outs"] == ["build/code_train.txt"]
+    assert {"pipelines/train.py", "pipelines/stamp.py", "src/convrec/training.py"} <= set(
+        code["deps"])
+
+
+def test_a_code_stamp_changes_with_any_file_it_covers_and_only_then(tmp_path):
+    """pipelines/stamp.py: the hashes of a stage's deps (files, and every file of a folder),
+    read from dvc.yaml."""
+    spec = importlib.util.spec_from_file_location("stamp", REPO / "pipelines" / "stamp.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stamp = module.stamp
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "a.py").write_text("a = 1\n")
+    (tmp_path / "pkg" / "b.py").write_text("b = 1\n")
+    (tmp_path / "other.py").write_text("c = 1\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  code_x:\n    deps: [a.py, pkg]\n")
+    first = stamp("code_x", tmp_path)
+    assert [line.split()[1] for line in first.splitlines()] == ["a.py", "pkg/b.py"]
+    (tmp_path / "other.py").write_text("c = 2\n")
+    assert stamp("code_x", tmp_path) == first
+    (tmp_path / "pkg" / "b.py").write_text("b = 2\n")
+    assert stamp("code_x", tmp_path) != first
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
