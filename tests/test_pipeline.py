@@ -92,7 +92,7 @@ def test_dvc_repro_end_to_end_on_the_tiny_profile(tmp_path, mirror):
     first = _dvc(project, env, "repro")
     expected = {f"prepare@{t}" for t in pipeline.tasks} | {f"train@{r}" for r in RUNS}
     expected |= {f"bench@{e}" for e in pipeline.experiments} | {"compare"}
-    expected |= {f"speed@{e}" for e in pipeline.speed}
+    expected |= {f"speed@{e}" for e in pipeline.speed} | {"code_prepare", "code_train"}
     assert _stages_run(first.stdout) == expected
     # an edit to any file of the project's code a stage loaded reruns that stage
     assert stages_missing_deps(project, records, REPO) == {}
