@@ -34,7 +34,7 @@ RUNS = {
 
 
 # what the README's `dvc exp show` drops: each stage dependency's hash, and the date
-EXP_SHOW_DROP = "^(conf|data|src|pipelines|results)|Created"
+EXP_SHOW_DROP = "^(build|conf|data|src|pipelines|results)|Created"
 
 
 def _copy_repo(dest: Path) -> Path:
