@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-from convrec.cli import check_choices, exit_when_done
+from convrec.cli import check_choices
 from convrec.errors import user_errors
 from convrec.paths import project_root
 
@@ -25,7 +25,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    with exit_when_done():
-        with user_errors():
-            check_choices(sys.argv[1:], CONF_DIR, groups=("experiment",))
-        main()
+    with user_errors():
+        check_choices(sys.argv[1:], CONF_DIR, groups=("experiment",))
+    main()

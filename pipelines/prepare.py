@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from convrec.cli import check_choices, exit_when_done
+from convrec.cli import check_choices
 from convrec.errors import user_errors
 from convrec.paths import project_root
 
@@ -23,7 +23,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    with exit_when_done():
-        with user_errors():
-            check_choices(sys.argv[1:], CONF_DIR, groups=("task",))
-        main()
+    with user_errors():
+        check_choices(sys.argv[1:], CONF_DIR, groups=("task",))
+    main()

@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from convrec.cli import check_choices, exit_when_done
+from convrec.cli import check_choices
 from convrec.errors import user_errors
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -26,8 +26,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    with exit_when_done():
-        with user_errors():
-            groups = ("task", "model", "trainer", "profile", "hparams_search")
-            check_choices(sys.argv[1:], CONF_DIR, groups=groups)
-        main()
+    with user_errors():
+        groups = ("task", "model", "trainer", "profile", "hparams_search")
+        check_choices(sys.argv[1:], CONF_DIR, groups=groups)
+    main()

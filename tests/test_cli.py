@@ -83,32 +83,3 @@ def test_protocol_costs_predicts_a_run_s_seed_from_one_measured_epoch(tmp_path, 
     assert costs["tasks"] == {"mnist1d": row["seed_seconds"]}
     assert "3 seeds:" in done.stdout
 
-
-_ENDING = """
-import atexit, sys, threading, time
-from pathlib import Path
-from convrec.cli import exit_when_done
-
-out = Path(sys.argv[1])
-with exit_when_done():
-    atexit.register(lambda: (out / "atexit").write_text("ran"))
-    threading.Thread(target=lambda: (time.sleep(0.3), (out / "thread").write_text("done"))).start()
-    print("unflushed", end="")  # a pipe buffers it
-    if sys.argv[2] == "status":
-        sys.exit(3)
-    if sys.argv[2] == "message":
-        sys.exit("convrec: stopped")
-"""
-
-
-@pytest.mark.parametrize(("how", "status"), [("ok", 0), ("status", 3), ("message", 1)])
-def test_a_stage_ends_with_its_status_after_its_threads_atexit_and_output(tmp_path, how, status):
-    """The entry points skip the interpreter's teardown (convrec.cli.exit_when_done), and lose
-    nothing to it: the exit status, a thread still at work, atexit functions, buffered output."""
-    done = subprocess.run([sys.executable, "-c", _ENDING, str(tmp_path), how],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert done.returncode == status
-    assert done.stdout == "unflushed"
-    assert (tmp_path / "atexit").read_text() == "ran"
-    assert (tmp_path / "thread").read_text() == "done"
-    assert done.stderr == ("convrec: stopped\n" if how == "message" else "")

@@ -247,8 +247,10 @@ def test_the_full_profile_composes_through_dvc(tmp_path):
     pipeline = OmegaConf.load(project / "conf/pipeline.yaml")
     pipeline.profile = "full"
     OmegaConf.save(pipeline, project / "conf/pipeline.yaml")
-    for folder in [f"data/prepared/{task}" for task in pipeline.tasks] + ["results"]:
+    for folder in [f"data/prepared/{task}" for task in pipeline.tasks] + ["results", "build"]:
         (project / folder).mkdir(parents=True)
+    for stamp in ("code_prepare", "code_train"):  # and the code stamps (pipelines/stamp.py)
+        (project / "build" / f"{stamp}.txt").write_text("")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     dry = _dvc(project, env, "repro", "--dry")
