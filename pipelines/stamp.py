@@ -8,11 +8,12 @@ in dvc.yaml, read from there, so that the list is written once. It loads no torc
     python pipelines/stamp.py <stage> <output>
 """
 
-import hashlib
 import sys
 from pathlib import Path
 
 import yaml
+
+from convrec.data.checksums import digest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,8 +31,7 @@ def stamp(stage: str, root: Path = ROOT) -> str:
     lines = []
     for dep in deps:
         for path in files_of(root / dep):
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            lines.append(f"{digest}  {path.relative_to(root).as_posix()}")
+            lines.append(f"{digest(path)}  {path.relative_to(root).as_posix()}")
     return "\n".join(lines) + "\n"
 
 

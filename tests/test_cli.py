@@ -82,4 +82,3 @@ def test_protocol_costs_predicts_a_run_s_seed_from_one_measured_epoch(tmp_path, 
     assert row["run"] == "mnist1d-mlp" and row["epochs"] == 1 and row["epoch_seconds"] > 0
     assert costs["tasks"] == {"mnist1d": row["seed_seconds"]}
     assert "3 seeds:" in done.stdout
-

@@ -34,4 +34,3 @@ def check_choices(argv: Sequence[str], conf_dir: Path, groups: Iterable[str]) ->
                     f"unknown {group} {choice!r}; known: {', '.join(known)}. "
                     f"Pick one of those, or add conf/{group}/{choice}.yaml"
                 )
-
