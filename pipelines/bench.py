@@ -11,6 +11,7 @@ from rich.console import Console
 from convrec.cli import check_choices
 from convrec.errors import user_errors
 from convrec.paths import project_root
+from convrec.quick_exit import exit_now
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -28,3 +29,4 @@ if __name__ == "__main__":
     with user_errors():
         check_choices(sys.argv[1:], CONF_DIR, groups=("experiment",))
     main()
+    exit_now(0)  # done and written: skip the interpreter's 3-4 s of collections

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from convrec.cli import check_choices
 from convrec.errors import user_errors
 from convrec.paths import project_root
+from convrec.quick_exit import exit_now
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -26,3 +27,4 @@ if __name__ == "__main__":
     with user_errors():
         check_choices(sys.argv[1:], CONF_DIR, groups=("task",))
     main()
+    exit_now(0)  # done and written: skip the interpreter's 3-4 s of collections

@@ -1,0 +1,37 @@
+"""End a stage's process that has finished its work, without Python's last garbage collections.
+
+When a stage has written everything, CPython's shutdown still collects garbage over every object
+torch, Lightning and MLflow made (about 660,000): 3-4 s of a tiny train stage on 2 cores, ~6 min
+of a one-seed `dvc repro` over its 115 stages. `exit_now` ends the process as that shutdown
+would, minus the collections: non-daemon threads joined and threading's exit hooks run (what
+`concurrent.futures` waits on), atexit handlers run (MLflow ends its runs and flushes its
+asynchronous queue, logging flushes its files, weakref finalizers remove temporary folders),
+the standard streams flushed, then `os._exit`.
+
+Only for success: an error or a signal leaves through Python's usual exit, whose status and
+one line are the contract. Freezing the heap at exit (`gc.freeze`) saves the same time, but
+then the interpreter still tears modules down, and triton's bindings report ~30 "leaked"
+objects on stderr there; `os._exit` never reaches that point.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from typing import NoReturn
+
+
+def exit_now(code: int = 0) -> NoReturn:
+    """Run what interpreter shutdown runs before its collections, then leave with `code`."""
+    shutdown = getattr(threading, "_shutdown", None)  # CPython's own first step of shutdown
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass  # a closed or replaced stream: nothing left to write
+    os._exit(code)
