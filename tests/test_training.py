@@ -241,17 +241,22 @@ def test_seeds_train_one_after_the_other_only_where_lightning_uses_one_device():
 # every thread of the CPU pool flushes them only if the mode was set before the pool started.
 # The control starts the pool first.
 _FLUSH_PROBE = """
-import runpy, sys, torch
+import atexit, runpy, sys, torch
+
+def probe():
+    # the smallest subnormal float32, from its bits (a conversion would flush it already), in
+    # a tensor large enough to be split across the pool's threads; its bits after the product
+    product = torch.ones(1 << 22, dtype=torch.int32).view(torch.float32).mul(1.0)
+    print("flushed" if bool(product.view(torch.int32).eq(0).all()) else "subnormal", flush=True)
+
 if sys.argv[1] == "pool-first":
     torch.rand(1 << 22).mul(2).sum()
     torch.set_flush_denormal(True)
+    probe()
 else:
+    atexit.register(probe)  # the stage ends its own process (convrec.quick_exit): probe then
     sys.argv = ["pipelines/train.py", *sys.argv[2:]]
     runpy.run_path(sys.argv[0], run_name="__main__")
-# the smallest subnormal float32, from its bits (a conversion would flush it already), in a
-# tensor large enough to be split across the pool's threads; its bits after the product
-product = torch.ones(1 << 22, dtype=torch.int32).view(torch.float32).mul(1.0).view(torch.int32)
-print("flushed" if bool(product.eq(0).all()) else "subnormal")
 """
 
 
