@@ -29,4 +29,4 @@ if __name__ == "__main__":
     with user_errors():
         check_choices(sys.argv[1:], CONF_DIR, groups=("experiment",))
     main()
-    exit_now(0)  # done and written: skip the interpreter's 3-4 s of collections
+    exit_now(0)  # finished and written: skip the interpreter's collections

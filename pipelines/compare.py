@@ -30,4 +30,4 @@ if __name__ == "__main__":
     Console().print(f"MLflow: experiment 'comparison', run {run_id}; its training runs carry "
                     f"the tag {GROUP_TAG}={run_id}")  # fmt: skip
     Console().print(Path(out / "leaderboard.md").read_text())
-    exit_now(0)  # done and written: skip the interpreter's seconds of collections
+    exit_now(0)  # finished and written: skip the interpreter's collections

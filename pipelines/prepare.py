@@ -27,4 +27,4 @@ if __name__ == "__main__":
     with user_errors():
         check_choices(sys.argv[1:], CONF_DIR, groups=("task",))
     main()
-    exit_now(0)  # done and written: skip the interpreter's 3-4 s of collections
+    exit_now(0)  # finished and written: skip the interpreter's collections

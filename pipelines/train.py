@@ -31,4 +31,4 @@ if __name__ == "__main__":
         groups = ("task", "model", "trainer", "profile", "hparams_search")
         check_choices(sys.argv[1:], CONF_DIR, groups=groups)
     main()
-    exit_now(0)  # done and written: skip the interpreter's 3-4 s of collections
+    exit_now(0)  # finished and written: skip the interpreter's collections

@@ -237,9 +237,9 @@ def test_seeds_train_one_after_the_other_only_where_lightning_uses_one_device():
 
 
 # In a fresh process: run the train stage's entry point as DVC's command does (through runpy,
-# so that the process can be inspected afterwards), then multiply subnormal floats in parallel:
-# every thread of the CPU pool flushes them only if the mode was set before the pool started.
-# The control starts the pool first.
+# so that the process can be inspected as the stage ends it), then multiply subnormal floats in
+# parallel: every thread of the CPU pool flushes them only if the mode was set before the pool
+# started. The control starts the pool first.
 _FLUSH_PROBE = """
 import atexit, runpy, sys, torch
 
