@@ -24,7 +24,8 @@ def test_every_run_of_the_pipeline_composes_and_builds(run, prepared):
     assert cfg.trainer.max_epochs == cfg.task.max_epochs.quick  # quick is the default profile
     data = PreparedDataModule(prepared(run.task) / run.task, batch_size=4)
     data.setup()
-    x, *rest, y = next(iter(data.train_dataloader()))  # rest: lengths or a question
+    first, *_ = next(iter(data.train_dataloader()))  # training hands out chunks of batches
+    x, *rest, y = first  # rest: lengths or a question
     spec = IOSpec.from_meta(data.meta)
     net = build_model(run.model, spec, **cfg.model.net)
     if spec.target_kind == "sequence":  # logits per step or position, one class more (the end)

@@ -1,7 +1,16 @@
+import pytest
 import torch
-from torch.utils.data import DataLoader
+from lightning.fabric.utilities.data import _set_sampler_epoch
+from torch.utils.data import DataLoader, DistributedSampler
 
-from convrec.data.datamodule import BatchIndexedDataset, LengthBucketSampler, keep_batch
+from convrec.data.datamodule import (
+    BatchChunks,
+    BatchIndexedDataset,
+    LengthBucketSampler,
+    batch_count,
+    keep_batch,
+)
+from convrec.errors import ConvrecError
 from convrec.models import build_model
 from convrec.models.spec import IOSpec
 
@@ -79,3 +88,39 @@ def test_a_batch_cut_to_one_token_still_runs_through_every_text_model():
         net = build_model(name, spec).eval()
         with torch.no_grad():
             assert net(x, lengths).shape == (3, 2), name
+
+
+def _flat(chunks) -> list[list[int]]:
+    return [batch[0].tolist() for chunk in chunks for batch in chunk]
+
+
+def test_training_batches_come_in_chunks_in_the_samplers_order_and_lightning_sets_the_epoch():
+    data = BatchIndexedDataset(torch.arange(100), torch.zeros(100))
+    sampler = DistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=3)
+    loader = DataLoader(data, batch_size=10, sampler=sampler, collate_fn=keep_batch)
+    chunks = BatchChunks(loader, sampler, size=3, batches=7)  # limit_train_batches=7
+    first = list(chunks)
+    assert [len(chunk) for chunk in first] == [3, 3, 1] and len(chunks) == 3
+    assert _flat(first) == [batch[0].tolist() for batch in loader][:7]  # the loader's order
+    _set_sampler_epoch(chunks, 1)  # what Lightning's fit loop calls before each epoch
+    assert sampler.epoch == 1 and _flat(chunks) != _flat(first)
+
+
+def test_lightning_sets_the_epoch_of_length_buckets_through_the_chunks():
+    # Lightning looks for set_epoch on a loader's sampler and its batch sampler's sampler,
+    # never on the batch sampler itself: the chunks name the buckets as their sampler.
+    lengths = torch.randint(1, 60, (200,), generator=torch.Generator().manual_seed(0))
+    data = BatchIndexedDataset(torch.zeros(200, 60, dtype=torch.long), lengths, torch.zeros(200))
+    buckets = LengthBucketSampler(lengths, batch_size=16, seed=1)
+    loader = DataLoader(data, batch_sampler=buckets, collate_fn=keep_batch)
+    chunks = BatchChunks(loader, buckets, size=4, batches=len(loader))
+    _set_sampler_epoch(chunks, 2)
+    assert buckets.epoch == 2
+
+
+def test_the_training_batch_limit_counts_batches_as_lightning_counts_them():
+    assert batch_count(430, None) == 430
+    assert batch_count(430, 8) == 8 and batch_count(5, 8) == 5
+    assert batch_count(430, 0.25) == 107 and batch_count(430, 1.0) == 430
+    with pytest.raises(ConvrecError, match="limit_train_batches=0.001 leaves no training batch"):
+        batch_count(430, 0.001)

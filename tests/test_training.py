@@ -59,7 +59,14 @@ def test_a_short_fit_writes_results_and_one_finished_mlflow_run(project, prepare
     history = (out / "history.csv").read_text().splitlines()
     assert history[0] == "epoch,train/loss,train/acc,val/loss,val/acc,samples,train_seconds"
     assert len(history) == 3  # header + 2 epochs
-    assert (out / "checkpoints" / "best.ckpt").is_file()
+    # limit_train_batches counts batches (the tiny profile's 8), not Lightning's chunks of them;
+    # the schedule spans every optimizer step of the run, one a batch
+    batches = cfg.trainer.limit_train_batches
+    assert [int(row.split(",")[5]) for row in history[1:]] == [batches * cfg.task.batch_size] * 2
+    best = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
+    (schedule,) = best["lr_schedulers"]
+    assert schedule["total_steps"] == 2 * batches
+    assert best["global_step"] == schedule["last_epoch"] == batches * best["epoch"] + batches
     assert [p.name for p in out.parent.iterdir()] == ["gru"]  # no staging folder left
 
     client = MlflowClient(uri)

@@ -56,7 +56,7 @@ from convrec.tracking.mlflow_run import (
     tracking_uri,
 )
 
-PROGRESS_REFRESH_BATCHES = 10
+PROGRESS_REFRESH_STEPS = 1  # a Lightning step: a chunk of training batches, or one batch
 # Lightning sets this on import so that asking for CUDA never initialises it (fork safety).
 # Where CUDA is compiled in but no GPU is found, every optimizer step then asks NVML through a
 # fresh dlopen (torch's graph-capture check): ~0.1 ms a step here. The lab forks no workers.
@@ -150,6 +150,7 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
             logger=logger,
             default_root_dir=str(out),
             precision=resolve_precision(cfg.trainer),
+            limit_train_batches=None,  # the training loader applies it (datamodule_for)
             **({"limit_val_batches": 0} if no_val else {}),
         )
         # The batch is global: each process takes its share, so the learning rate stays.
@@ -218,10 +219,11 @@ def run_tags(cfg: DictConfig, root: Path) -> dict[str, str]:
 
 
 def datamodule_for(cfg: DictConfig, root: Path) -> PreparedDataModule:
-    """The run's prepared task, cut to the profile's split limits."""
+    """The run's prepared task, cut to the profile's split limits and its training batches
+    to the trainer's `limit_train_batches`."""
     return PreparedDataModule(
         root / cfg.paths.prepared / cfg.task.name, cfg.task.batch_size, cfg.num_workers,
-        split_limits(cfg), cfg.seed,
+        split_limits(cfg), cfg.seed, cfg.trainer.get("limit_train_batches"),
     )  # fmt: skip
 
 
@@ -238,10 +240,11 @@ def resolve_precision(trainer: DictConfig) -> str:
 
 
 def progress_bar() -> TQDMProgressBar:
-    """Redrawn every 10 batches, from the training thread. Lightning's Rich bar read the
+    """Redrawn after every chunk of training batches (convrec.data.datamodule.BatchChunks)
+    and every evaluation batch, from the training thread. Lightning's Rich bar read the
     metrics after every batch and redrew from a thread of its own, which each fit and test
     waited for as they ended (up to a second at its default rate)."""
-    return TQDMProgressBar(refresh_rate=PROGRESS_REFRESH_BATCHES)
+    return TQDMProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS)
 
 
 def _log_setup(cfg: DictConfig, net: torch.nn.Module, spec: IOSpec, out: Path) -> None:

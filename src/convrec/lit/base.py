@@ -26,9 +26,6 @@ LOSS = "loss"
 ACCURACY = "acc"
 F1 = "f1"  # entity-level F1 of slot filling
 STAGES = ("train", "val", "test")
-# Steps between divergence checks off a CPU: each check reads the running loss back from the
-# device (a synchronisation), which a CPU does not pay for, so there it is every step.
-FINITE_CHECK_STEPS = 25
 
 
 def metric_key(stage: str, name: str) -> str:
@@ -115,26 +112,30 @@ class SupervisedModule(L.LightningModule):
             metric.reset()
 
     def log_metric(self, stage: str, name: str, value: torch.Tensor) -> None:
+        # batch_size: one value an epoch, nothing to weigh (Lightning would search the batch)
         self.log(metric_key(stage, name), value, on_step=False, on_epoch=True,
-                 prog_bar=True, sync_dist=True)  # fmt: skip
+                 prog_bar=True, sync_dist=True, batch_size=1)  # fmt: skip
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        optimizer = self.optimizers()
-        loss = self._step(batch, "train")
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self.gradient_clip_val:
-            self.clip_gradients(optimizer, self.gradient_clip_val, gradient_clip_algorithm="norm")
-        optimizer.step()
-        if (scheduler := self.lr_schedulers()) is not None:
-            scheduler.step()  # every step: the schedules (one-cycle) count steps
+    def training_step(self, chunk: list, chunk_idx: int) -> torch.Tensor:
+        """One optimizer step per batch of the chunk (convrec.data.datamodule.BatchChunks)."""
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        for batch in chunk:
+            loss = self._step(batch, "train")
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.gradient_clip_val:
+                self.clip_gradients(optimizer, self.gradient_clip_val,
+                                    gradient_clip_algorithm="norm")  # fmt: skip
+            optimizer.step()  # Lightning counts it in global_step
+            if scheduler is not None:
+                scheduler.step()  # every step: the schedules (one-cycle) count steps
+        # Once a chunk: the check reads the running loss back from the device (a
+        # synchronisation on a GPU), and the sum carries any step that was not finite.
+        self.check_finite("train")
         # The training epoch's values are logged at its last step rather than in
         # on_train_epoch_end, which Lightning calls after the callbacks' (EpochHistory reads
-        # them there). num_training_batches counts limit_train_batches in.
-        last = batch_idx + 1 == self.trainer.num_training_batches
-        if last or self.device.type == "cpu" or (batch_idx + 1) % FINITE_CHECK_STEPS == 0:
-            self.check_finite("train")
-        if last:
+        # them there).
+        if chunk_idx + 1 == self.trainer.num_training_batches:
             self.log_epoch("train")
         return loss
 
@@ -164,7 +165,11 @@ class SupervisedModule(L.LightningModule):
             return optimizer
         kwargs = {}
         if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
-            kwargs["total_steps"] = steps = int(self.trainer.estimated_stepping_batches)
+            # Lightning counts its calls, chunks of batches (it sets the loader up to count
+            # them); the schedule counts optimizer steps: one a batch
+            chunks = int(self.trainer.estimated_stepping_batches)
+            loader = self.trainer.train_dataloader
+            kwargs["total_steps"] = steps = chunks // len(loader) * loader.batches
             # one-cycle's warm-up and annealing phases each need more than one step (else
             # torch divides by zero at the first step): a user's small dataset can be that short
             warmup = getattr(self.scheduler_factory, "keywords", {}).get("pct_start")

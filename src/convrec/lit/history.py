@@ -40,7 +40,8 @@ class EpochHistory(Callback):
         self._samples = 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._samples += len(batch[-1]) * trainer.world_size
+        # a training batch is a chunk of batches (convrec.data.datamodule.BatchChunks)
+        self._samples += sum(len(b[-1]) for b in batch) * trainer.world_size
         self._last = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
