@@ -65,7 +65,7 @@ os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
 
 # Values are logged once per epoch (convrec.lit.base), so Lightning's warning that an epoch has
 # fewer steps than log_every_n_steps says nothing here, and it counts chunks of 16 batches as
-# steps. Lowering the interval instead cost the MLP's epoch ~15% (a logger call per chunk).
+# steps. Lowering the interval instead cost the MLP epoch 18% (2.76 s against 2.34, 5 pairs).
 warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller "
                         r"than the logging interval")  # fmt: skip
 
