@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from convrec.cli import check_choices
 from convrec.errors import user_errors
 from convrec.quick_exit import exit_now
+from convrec.warm_worker import hand_over
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -27,6 +28,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    hand_over(__file__)  # under `dvc repro`: run in the pre-imported worker when there is one
     with user_errors():
         groups = ("task", "model", "trainer", "profile", "hparams_search")
         check_choices(sys.argv[1:], CONF_DIR, groups=groups)

@@ -66,6 +66,19 @@ def run_stage(script: str, *args: str, cwd=REPO, env=None) -> subprocess.Complet
     )  # fmt: skip
 
 
+def running_fit(uri: str) -> bool:
+    """Whether the run has logged a training loss (so `fit` is under way)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("mnist1d")
+    if experiment is None:
+        return False
+    runs = client.search_runs([experiment.experiment_id])
+    return any(r.info.status == "RUNNING" and client.get_metric_history(r.info.run_id,
+               "train/loss") for r in runs)  # fmt: skip
+
+
 def run_metrics(**fields) -> dict:
     """A single run's metrics.json as training writes it (convrec.results.RUN_KEYS), with
     `fields` changed."""
@@ -83,6 +96,21 @@ def run_metrics(**fields) -> dict:
 
 def pipeline() -> DictConfig:
     return OmegaConf.load(CONF / "pipeline.yaml")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_warm_workers():
+    """The `dvc repro` of end-to-end tests starts pre-imported workers (convrec.warm_worker);
+    removing their sockets at the end stops them instead of leaving them idle for a minute."""
+    import time
+
+    started = time.time()
+    yield
+    from convrec.warm_worker import sockets_dir
+
+    for path in sockets_dir().glob("*.sock"):
+        if path.lstat().st_mtime >= started:
+            path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,18 +10,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
-
-
-def _running_fit(uri: str) -> bool:
-    """Whether the run has logged a training loss (so `fit` is under way)."""
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("mnist1d")
-    if experiment is None:
-        return False
-    runs = client.search_runs([experiment.experiment_id])
-    return any(r.info.status == "RUNNING" and client.get_metric_history(r.info.run_id,
-               "train/loss") for r in runs)  # fmt: skip
+from conftest import REPO, running_fit
 
 
 @pytest.mark.slow
@@ -40,7 +29,7 @@ def test_a_signal_mid_fit_exits_128_plus_it_and_ends_the_run_killed(
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while not _running_fit(uri):
+    while not running_fit(uri):
         assert process.poll() is None, process.communicate()[1][-3000:]
         assert time.monotonic() < deadline, "the fit did not start within 2 minutes"
         time.sleep(0.5)

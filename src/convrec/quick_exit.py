@@ -25,6 +25,13 @@ from typing import NoReturn
 
 def exit_now(code: int = 0) -> NoReturn:
     """Run what interpreter shutdown runs before its collections, then leave with `code`."""
+    shut_down()
+    os._exit(code)
+
+
+def shut_down() -> None:
+    """Interpreter shutdown's steps before its collections: threading's exit hooks and joins,
+    the atexit handlers, the standard streams flushed."""
     shutdown = getattr(threading, "_shutdown", None)  # CPython's own first step of shutdown
     if shutdown is not None:
         shutdown()
@@ -34,4 +41,3 @@ def exit_now(code: int = 0) -> NoReturn:
             stream.flush()
         except (AttributeError, OSError, ValueError):
             pass  # a closed or replaced stream: nothing left to write
-    os._exit(code)
