@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from convrec.cli import check_choices
 from convrec.errors import user_errors
 from convrec.quick_exit import exit_now
-from convrec.warm_worker import hand_over
+from convrec.warm_start import hand_over
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 

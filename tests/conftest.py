@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -106,11 +107,12 @@ def stop_warm_workers():
 
     started = time.time()
     yield
-    from convrec.warm_worker import sockets_dir
+    from convrec.warm_start import sockets_dir
 
     for path in sockets_dir().glob("*.sock"):
-        if path.lstat().st_mtime >= started:
-            path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # gone meanwhile: its worker left
+            if path.lstat().st_mtime >= started:
+                path.unlink()
 
 
 @pytest.fixture(scope="session")

@@ -26,11 +26,13 @@ def worker(tmp_path):
     records.mkdir()
     env = os.environ | {"DVC_STAGE": "train@mnist1d-mlp", "CONVREC_RECORD_IMPORTS": str(records),
                         "PYTHONPATH": str(IMPORTS)}  # fmt: skip
+    log = (tmp_path / "worker.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "convrec.warm_worker", SCRIPT], env=env,
-                              cwd=tmp_path, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                              cwd=tmp_path, stderr=log)  # fmt: skip
     yield env, server
     server.terminate()
     server.wait(timeout=60)
+    log.close()
 
 
 def _stage(env, tmp_path, prepared_root, *overrides, name="results"):
@@ -122,11 +124,11 @@ def test_a_signal_to_the_stage_reaches_its_run_in_the_worker(
 
 @pytest.mark.slow
 def test_without_a_worker_a_stage_starts_cold_and_starts_one(tmp_path, prepared_root):
-    from convrec.warm_worker import socket_path
+    from convrec.warm_start import socket_path
 
     env = os.environ | {"DVC_STAGE": "train@mnist1d-mlp", "CONVREC_TEST_KEY": str(tmp_path)}
     path = subprocess.run(
-        [sys.executable, "-c", f"from convrec.warm_worker import socket_path as s; "
+        [sys.executable, "-c", f"from convrec.warm_start import socket_path as s; "
          f"print(s({SCRIPT!r}))"], env=env, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     assert socket_path(SCRIPT) != path  # the environment is part of the key
@@ -143,7 +145,7 @@ def test_without_a_worker_a_stage_starts_cold_and_starts_one(tmp_path, prepared_
 
 
 def test_the_worker_key_is_the_environment_but_the_stage_name(monkeypatch):
-    from convrec.warm_worker import socket_path
+    from convrec.warm_start import socket_path
 
     monkeypatch.setenv("DVC_STAGE", "train@mnist-cnn")
     first = socket_path(SCRIPT)
@@ -156,10 +158,32 @@ def test_the_worker_key_is_the_environment_but_the_stage_name(monkeypatch):
 def test_a_sockets_folder_others_may_enter_gets_no_worker(tmp_path, monkeypatch):
     import tempfile
 
-    from convrec.warm_worker import _private, sockets_dir
+    from convrec.warm_start import private, sockets_dir
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     folder = sockets_dir()
-    assert _private(folder)  # made, for this user only
+    assert private(folder)  # made, for this user only
     folder.chmod(0o777)
-    assert not _private(folder)
+    assert not private(folder)
+
+
+@pytest.mark.slow
+def test_a_copy_killed_outright_kills_its_stage_the_same_way(tmp_path, prepared_root, worker):
+    """The OOM killer's SIGKILL to the copy shows as the stage's own death by SIGKILL (137 in a
+    shell), not as an exit status of the stage's process."""
+    env, _ = worker
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    stage = _stage(env, tmp_path, prepared_root, "trainer.max_epochs=100000")
+    deadline = time.monotonic() + 120
+    while not running_fit(uri):
+        assert stage.poll() is None, stage.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the fit did not start within 2 minutes"
+        time.sleep(0.5)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("mnist1d").experiment_id
+    (copy,) = {int(r.data.tags["pid"]) for r in client.search_runs([experiment])}
+    assert copy != stage.pid
+    os.kill(copy, signal.SIGKILL)
+    _, stderr = stage.communicate(timeout=120)
+
+    assert stage.returncode == -signal.SIGKILL, stderr[-3000:]
