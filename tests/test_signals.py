@@ -45,3 +45,30 @@ def test_a_signal_mid_fit_exits_128_plus_it_and_ends_the_run_killed(
     assert run.info.status == "KILLED"
     assert (tmp_path / "results/mnist1d/mlp/metrics.json").read_text() == "{}\n"
     assert [p.name for p in (tmp_path / "results/mnist1d").iterdir()] == ["mlp"]  # no staging
+
+
+def test_a_stop_waits_until_the_main_thread_has_left_the_sql_stores_code(tmp_path):
+    """A stop raised inside the MLflow SQL store's session code can leave SQLite's write lock
+    held, so the run's KILLED status could never be written: it is raised just after."""
+    import os
+
+    from convrec.errors import Interrupted, stop_on_signals
+
+    left = []
+    inside = tmp_path / "site-packages/sqlalchemy/orm/session.py"  # a path the store's code has
+    source = "def commit(kill, wait):\n    kill()\n    wait()\n    return 'committed'\n"
+    namespace = {}
+    exec(compile(source, str(inside), "exec"), namespace)
+
+    def wait():
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:  # Python code runs: the handler would fire here
+            pass
+
+    with pytest.raises(Interrupted) as stopped, stop_on_signals():
+        left.append(namespace["commit"](lambda: os.kill(os.getpid(), signal.SIGINT), wait))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            pass
+    assert left == ["committed"]  # the store's call finished; the stop came after it
+    assert stopped.value.exit_code == 130

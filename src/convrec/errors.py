@@ -45,6 +45,13 @@ class Interrupted(BaseException):
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# Code a stop is not raised in: raised inside the MLflow SQL store's session or connection-pool
+# code, it can leave a connection holding SQLite's write lock, and every later write of the
+# process (the run's KILLED status among them) then fails with "database is locked" (seen in
+# a test: exit 1 and a run left FAILED instead of 130 and KILLED). The stop waits until the
+# main thread has left such code, checked every RETRY_SECONDS.
+UNINTERRUPTIBLE = ("/sqlalchemy/", "/mlflow/store/", "/sqlite3/")
+RETRY_SECONDS = 0.02
 
 
 @contextmanager
@@ -56,19 +63,50 @@ def stop_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set handlers; a launcher's worker thread has its own
         return
-    stopping = []
+    _stop.clear()
 
-    def stop(signum, _frame) -> None:
-        if not stopping:
-            stopping.append(signum)
-            raise Interrupted(signum)
+    def stop(signum, frame) -> None:
+        if _stop.get("stopping"):
+            return
+        if _uninterruptible(frame):  # again in a moment (SIGALRM), out of the store's code
+            _stop["deferred"] = signum
+            signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)
+            return
+        raise interrupted(signum)
+
+    def retry(_signum, frame) -> None:
+        if (signum := _stop.get("deferred")) is not None:
+            stop(signum, frame)
 
     previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, retry)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+_stop: dict = {}  # "stopping": a stop is under way; "deferred": the signal waiting for SIGALRM
+
+
+def interrupted(signum: int) -> Interrupted:
+    """The stop for `signum`, marked as under way: a later signal, or one deferred, is then
+    ignored, so the clean-up finishes. For a stop that arrives some other way than the handler
+    of stop_on_signals (Lightning's own SIGTERM exit)."""
+    _stop["stopping"] = True
+    _stop.pop("deferred", None)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    return Interrupted(signum)
+
+
+def _uninterruptible(frame) -> bool:
+    while frame is not None:
+        if any(part in frame.f_code.co_filename for part in UNINTERRUPTIBLE):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextmanager

@@ -8,10 +8,11 @@ one rename at the end, and one MLflow run holding the same things.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import time
 import warnings
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -21,6 +22,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torchinfo import summary
 
@@ -28,7 +30,7 @@ from convrec.atomic import write_json, write_text
 from convrec.config_check import check_config, check_pair
 from convrec.costs import TrainingMemory, flush_denormals, latency
 from convrec.data.datamodule import PreparedDataModule
-from convrec.errors import Diverged
+from convrec.errors import Diverged, interrupted
 from convrec.lit import module_for
 from convrec.lit.history import EpochHistory, read_history
 from convrec.lit.resume import ResumePoint
@@ -173,7 +175,9 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
             datamodule.load(trainer.strategy.root_device)
         started = time.perf_counter()
         try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+            with lightning_stops():
+                trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from,
+                            weights_only=True)  # fmt: skip
         except Diverged as err:  # the run ends FAILED, the previous results stay as they were
             if is_main:
                 mlflow.set_tag("outcome", "diverged")
@@ -184,7 +188,8 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
             ) from None
         # a resumed run counts the fit time of the process that was interrupted too
         fit_seconds = time.perf_counter() - started + resume_point.earlier_seconds
-        test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]
+        with lightning_stops():
+            test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]
         if not is_main:
             return float("nan")
         metrics = _summarise(cfg, family, net, lit_class, out, test_metrics, fit_seconds, trainer)
@@ -207,6 +212,18 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
             mlflow.log_artifact(str(out / name))
         mlflow.log_artifacts(str(out / "checkpoints"), artifact_path="checkpoints")
     return metrics["best_val"] if metrics["best_val"] is not None else float("nan")
+
+
+@contextmanager
+def lightning_stops():
+    """Lightning ends a fit or a test on SIGTERM itself, with a SystemExit without a code (exit
+    0), when its loop sees the signal before the lab's stop is raised (the lab's waits while
+    the main thread is in the MLflow store's code, convrec.errors): the lab's stop all the same
+    (exit 143, the run KILLED)."""
+    try:
+        yield
+    except SIGTERMException:
+        raise interrupted(signal.SIGTERM) from None
 
 
 def _checkpoint_every(cfg: DictConfig, by_val: bool) -> int:
