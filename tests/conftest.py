@@ -80,6 +80,17 @@ def running_fit(uri: str) -> bool:
                "train/loss") for r in runs)  # fmt: skip
 
 
+def wait_for_fit(process: subprocess.Popen, uri: str, seconds: float = 120) -> None:
+    """Return once `process`'s run is in `fit` (running_fit); fail if it ends or takes longer."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not running_fit(uri):
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"the fit did not start within {seconds:.0f} s"
+        time.sleep(0.5)
+
+
 def run_metrics(**fields) -> dict:
     """A single run's metrics.json as training writes it (convrec.results.RUN_KEYS), with
     `fields` changed."""

@@ -10,7 +10,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, running_fit
+from conftest import REPO, wait_for_fit
 
 
 @pytest.mark.slow
@@ -28,11 +28,7 @@ def test_a_signal_mid_fit_exits_128_plus_it_and_ends_the_run_killed(
          f"tracking.uri={uri}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not running_fit(uri):
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the fit did not start within 2 minutes"
-        time.sleep(0.5)
+    wait_for_fit(process, uri)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
 

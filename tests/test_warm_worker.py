@@ -12,7 +12,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, running_fit
+from conftest import REPO, wait_for_fit
 
 SCRIPT = str(REPO / "pipelines/train.py")
 IMPORTS = REPO / "tests/stage_imports"  # records each process's files, pid and parent
@@ -99,11 +99,7 @@ def test_a_signal_to_the_stage_reaches_its_run_in_the_worker(
     env, _ = worker
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     stage = _stage(env, tmp_path, prepared_root, "trainer.max_epochs=100000")
-    deadline = time.monotonic() + 120
-    while not running_fit(uri):
-        assert stage.poll() is None, stage.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the fit did not start within 2 minutes"
-        time.sleep(0.5)
+    wait_for_fit(stage, uri)
     stage.send_signal(signum)
     _, stderr = stage.communicate(timeout=120)
 
@@ -174,11 +170,7 @@ def test_a_copy_killed_outright_kills_its_stage_the_same_way(tmp_path, prepared_
     env, _ = worker
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     stage = _stage(env, tmp_path, prepared_root, "trainer.max_epochs=100000")
-    deadline = time.monotonic() + 120
-    while not running_fit(uri):
-        assert stage.poll() is None, stage.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the fit did not start within 2 minutes"
-        time.sleep(0.5)
+    wait_for_fit(stage, uri)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("mnist1d").experiment_id
     (copy,) = {int(r.data.tags["pid"]) for r in client.search_runs([experiment])}
