@@ -65,9 +65,9 @@ def serve(script: str, path: str) -> None:
             _accept_stages(listener, lock, path, inode)
     finally:
         listener.close()
-        if _inode(path) == inode:  # still this worker's socket, and its lock
+        if _inode(path) == inode:  # still this worker's socket
             os.unlink(path)
-            os.unlink(f"{path}.lock")
+        os.unlink(f"{path}.lock")  # held until now: no other worker of this key got past it
 
 
 def _preload() -> None:
