@@ -100,6 +100,49 @@ def test_a_short_fit_writes_results_and_one_finished_mlflow_run(project, prepare
     assert "GRU" in summary and "Output Shape" in summary and "Total params" in summary
 
 
+def test_steps_skip_lightnings_hooks_after_the_first_unless_a_callback_listens_to_every_one(
+    project, prepared_root, monkeypatch
+):
+    """convrec.lit.base.direct_steps: on one CPU process, after the fit's first step (which
+    TrainingMemory measures), backward and the optimizer are called directly; a callback that
+    listens to every step's hooks gets every step through Lightning. Both count every step
+    in global_step and train to the same weights."""
+    import convrec.training
+    from convrec.costs import TrainingMemory
+
+    calls = {"on_before_backward": 0, "on_after_backward": 0, "on_before_optimizer_step": 0}
+
+    class Listening(TrainingMemory):
+        def on_before_backward(self, trainer, pl_module, loss):
+            calls["on_before_backward"] += 1
+            super().on_before_backward(trainer, pl_module, loss)
+
+        def on_after_backward(self, trainer, pl_module):
+            calls["on_after_backward"] += 1
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            calls["on_before_optimizer_step"] += 1
+
+    monkeypatch.setattr(convrec.training, "TrainingMemory", Listening)
+    cfg, _ = tiny_run(project, prepared_root, "task=mnist1d", "model=mlp", "trainer.max_epochs=2")
+    out = project / "results" / "mnist1d" / "mlp"
+    steps = 2 * cfg.trainer.limit_train_batches
+    results = []
+    for first_step_only in (True, False):
+        Listening.first_step_only = first_step_only
+        calls.update(dict.fromkeys(calls, 0))
+        train(cfg)
+        assert set(calls.values()) == {1 if first_step_only else steps}
+        best = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
+        epochs = best["epoch"] + 1
+        assert best["global_step"] == best["lr_schedulers"][0]["last_epoch"] == steps * epochs // 2
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["memory_mb"] > 0
+        results.append((metrics["value"], metrics["best_val"], metrics["memory_mb"], epochs,
+                        (out / "history.csv").read_text().split("\n")[1].split(",")[:5]))
+    assert results[0] == results[1]
+
+
 def test_a_crash_ends_the_run_failed_and_publishes_nothing(project, prepared_root, monkeypatch):
     def broken(self):
         raise RuntimeError("disk on fire")

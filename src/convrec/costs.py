@@ -42,6 +42,8 @@ class TrainingMemory(L.Callback):
     """Counts a training step's tensor memory: activations saved for backward during the first
     training batch, then, when training ends, weights, gradients and optimizer state."""
 
+    first_step_only = True  # its step hook acts on the fit's first step (lit.base.direct_steps)
+
     def __init__(self) -> None:
         self.saved_bytes: int | None = None
         self.megabytes: float | None = None  # None until training ends
