@@ -124,3 +124,39 @@ def test_the_training_batch_limit_counts_batches_as_lightning_counts_them():
     assert batch_count(430, 0.25) == 107 and batch_count(430, 1.0) == 430
     with pytest.raises(ConvrecError, match="limit_train_batches=0.001 leaves no training batch"):
         batch_count(430, 0.001)
+
+
+def test_evaluation_batches_come_in_chunks_in_order_cut_to_their_limit_and_sharded_under_ddp(
+    prepared_root,
+):
+    """Validation and test loaders hand Lightning chunks of batches as training's does; the
+    trainer's limit_<split>_batches counts batches (0: no validation); under DDP each process
+    takes every world-th sample in order, as Lightning's own sampler did."""
+    from types import SimpleNamespace
+
+    from convrec.data.datamodule import BATCHES_PER_CALL, PreparedDataModule
+
+    def served(module, split):
+        loader = module.val_dataloader() if split == "val" else module.test_dataloader()
+        return [batch for chunk in loader for batch in chunk], loader
+
+    module = PreparedDataModule(prepared_root / "mnist1d", 8, batches={"val": 20, "test": None})
+    module.load()
+    batches, loader = served(module, "val")
+    assert len(loader) == -(-20 // BATCHES_PER_CALL) and len(batches) == 20
+    val = module.datasets["val"].tensors
+    assert torch.equal(torch.cat([b[-1] for b in batches]), val[-1][: 20 * 8])  # in order
+    test, _ = served(module, "test")
+    assert sum(len(b[-1]) for b in test) == len(module.datasets["test"])
+    off = PreparedDataModule(prepared_root / "mnist1d", 8, batches={"val": 0})
+    off.load()
+    assert served(off, "val")[0] == []
+
+    ranks = []
+    for rank in (0, 1):
+        sharded = PreparedDataModule(prepared_root / "mnist1d", 8)
+        sharded.load()
+        sharded.trainer = SimpleNamespace(world_size=2, global_rank=rank)
+        ranks.append(torch.cat([b[0] for b in served(sharded, "test")[0]]))
+    x = module.datasets["test"].tensors[0]
+    assert torch.equal(ranks[0], x[0::2]) and torch.equal(ranks[1], x[1::2])

@@ -29,6 +29,7 @@ from torchinfo import summary
 from convrec.atomic import write_json, write_text
 from convrec.config_check import check_config, check_pair
 from convrec.costs import TrainingMemory, flush_denormals, latency
+from convrec.data.contract import SPLITS
 from convrec.data.datamodule import PreparedDataModule
 from convrec.errors import Diverged, interrupted
 from convrec.lit import module_for
@@ -59,7 +60,7 @@ from convrec.tracking.mlflow_run import (
     tracking_uri,
 )
 
-PROGRESS_REFRESH_STEPS = 1  # a Lightning step: a chunk of training batches, or one batch
+PROGRESS_REFRESH_STEPS = 1  # a Lightning step: a chunk of batches
 # Lightning sets this on import so that asking for CUDA never initialises it (fork safety).
 # Where CUDA is compiled in but no GPU is found, every optimizer step then asks NVML through a
 # fresh dlopen (torch's graph-capture check): ~0.1 ms a step here. The lab forks no workers.
@@ -159,8 +160,9 @@ def train(cfg: DictConfig, into: Path | None = None, parent_run: str | None = No
             logger=logger,
             default_root_dir=str(out),
             precision=resolve_precision(cfg.trainer),
-            limit_train_batches=None,  # the training loader applies it (datamodule_for)
-            **({"limit_val_batches": 0} if no_val else {}),
+            # the loaders apply the limits (datamodule_for); no validation split: none to run
+            limit_train_batches=None, limit_val_batches=0 if no_val else None,
+            limit_test_batches=None,
         )
         # The batch is global: each process takes its share, so the learning rate stays.
         per_device = datamodule.per_device_batch(trainer.world_size)  # fails before training
@@ -243,11 +245,12 @@ def run_tags(cfg: DictConfig, root: Path) -> dict[str, str]:
 
 
 def datamodule_for(cfg: DictConfig, root: Path) -> PreparedDataModule:
-    """The run's prepared task, cut to the profile's split limits and its training batches
-    to the trainer's `limit_train_batches`."""
+    """The run's prepared task, cut to the profile's split limits and each split's batches to
+    the trainer's `limit_<split>_batches`."""
+    batches = {split: cfg.trainer.get(f"limit_{split}_batches") for split in SPLITS}
     return PreparedDataModule(
         root / cfg.paths.prepared / cfg.task.name, cfg.task.batch_size, cfg.num_workers,
-        split_limits(cfg), cfg.seed, cfg.trainer.get("limit_train_batches"),
+        split_limits(cfg), cfg.seed, batches,
     )  # fmt: skip
 
 
@@ -264,10 +267,10 @@ def resolve_precision(trainer: DictConfig) -> str:
 
 
 def progress_bar() -> TQDMProgressBar:
-    """Redrawn after every chunk of training batches (convrec.data.datamodule.BatchChunks)
-    and every evaluation batch, from the training thread. Lightning's Rich bar read the
-    metrics after every batch and redrew from a thread of its own, which each fit and test
-    waited for as they ended (up to a second at its default rate)."""
+    """Redrawn after every chunk of batches (convrec.data.datamodule.BatchChunks), from the
+    training thread. Lightning's Rich bar read the metrics after every batch and redrew from a
+    thread of its own, which each fit and test waited for as they ended (up to a second at its
+    default rate)."""
     return TQDMProgressBar(refresh_rate=PROGRESS_REFRESH_STEPS)
 
 

@@ -194,11 +194,13 @@ class SupervisedModule(L.LightningModule):
             epoch, step = self.trainer.current_epoch + 1, self.trainer.global_step
             raise Diverged(f"the {stage} loss is not finite at epoch {epoch}, step {step}")
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val")
+    def validation_step(self, chunk: list, chunk_idx: int) -> None:
+        for batch in chunk:  # a chunk of batches, as in training
+            self._step(batch, "val")
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "test")
+    def test_step(self, chunk: list, chunk_idx: int) -> None:
+        for batch in chunk:
+            self._step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
         self.check_finite("val")
