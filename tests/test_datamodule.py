@@ -124,6 +124,9 @@ def test_the_training_batch_limit_counts_batches_as_lightning_counts_them():
     assert batch_count(430, 0.25) == 107 and batch_count(430, 1.0) == 430
     with pytest.raises(ConvrecError, match="limit_train_batches=0.001 leaves no training batch"):
         batch_count(430, 0.001)
+    assert batch_count(40, 0, "val") == 0  # validation off, as in Lightning
+    with pytest.raises(ConvrecError, match="limit_val_batches=-2 is negative"):
+        batch_count(40, -2, "val")
 
 
 def test_evaluation_batches_come_in_chunks_in_order_cut_to_their_limit_and_sharded_under_ddp(

@@ -137,7 +137,12 @@ def batch_count(batches: int, limit: int | float | None, split: str = "train") -
             f"trainer.limit_train_batches={limit} leaves no training batch of the epoch's "
             f"{batches}; raise it, or set it to null for the whole epoch"
         )
-    return max(count, 0)
+    if count < 0:  # Lightning refused these when it applied the evaluation limits itself
+        raise ConvrecError(
+            f"trainer.limit_{split}_batches={limit} is negative; use a count of batches, a "
+            f"fraction of the epoch, 0 for none, or null for the whole epoch"
+        )
+    return count
 
 
 class PreparedDataModule(L.LightningDataModule):
