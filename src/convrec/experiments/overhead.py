@@ -61,8 +61,9 @@ def case_config(root: Path, case: DictConfig, scratch: Path, bench: DictConfig,
 def plain_fit(cfg: DictConfig, root: Path, device: torch.device, precision: str
               ) -> tuple[float, float]:  # fmt: skip
     """Train as a plain loop; (seconds in the loop, the best validation epoch's headline test
-    metric: accuracy in percent, or the MSE). The trainer's integer `limit_*_batches` cut
-    each split as they cut Lightning's."""
+    metric: accuracy in percent, or the MSE). The trainer's `limit_*_batches` cut each split
+    as they cut the lab's loaders (convrec.data.datamodule.batch_count)."""
+    from convrec.data.datamodule import batch_count
     from convrec.models import build_model
     from convrec.models.spec import IOSpec
     from convrec.training import datamodule_for
@@ -81,21 +82,22 @@ def plain_fit(cfg: DictConfig, root: Path, device: torch.device, precision: str
     net = build_model(cfg.model.name, spec, **OmegaConf.to_container(cfg.model.net)).to(device)
     train = data.datasets["train"]
     batch_size, epochs = int(cfg.task.batch_size), int(cfg.trainer.max_epochs)
-    limits = {split: batch_limit(cfg.trainer, split) for split in ("train", "val", "test")}
-    batches = min(-(-len(train) // batch_size), limits["train"] or len(train))
+    batches = {split: batch_count(-(-len(data.datasets[split]) // batch_size),
+                                  data.batches.get(split), split)
+               for split in ("train", "val", "test")}  # fmt: skip
     optimizer = instantiate(cfg.optimizer)(net.parameters())
-    scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=epochs * batches)
+    scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=epochs * batches["train"])
     clip = cfg.trainer.get("gradient_clip_val")
     sampler = DistributedSampler(train, num_replicas=1, rank=0, shuffle=True, seed=cfg.seed)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16,
                               enabled=precision.startswith("bf16"))  # fmt: skip
 
-    def score(split: str, limit: int | None = None) -> float:
+    def score(split: str) -> float:
         net.eval()
         tensors = data.datasets[split].tensors
         total, count = 0.0, 0
         with torch.inference_mode(), autocast:
-            for start in range(0, len(tensors[0]), batch_size)[:limit]:
+            for start in range(0, len(tensors[0]), batch_size)[: batches[split]]:
                 x, *rest, y = (t[start : start + batch_size] for t in tensors)
                 out = net(x, *rest).float()
                 hits = (out.argmax(1) == y).sum() if classes else loss_fn(out, y.float()) * len(y)
@@ -109,7 +111,7 @@ def plain_fit(cfg: DictConfig, root: Path, device: torch.device, precision: str
         sampler.set_epoch(epoch)
         order = torch.tensor(list(sampler), device=device)
         net.train()
-        for start in range(0, batches * batch_size, batch_size):
+        for start in range(0, batches["train"] * batch_size, batch_size):
             x, *rest, y = (t[order[start : start + batch_size]] for t in train.tensors)
             with autocast:
                 loss = loss_fn(net(x, *rest).float(), y if classes else y.float())
@@ -119,20 +121,14 @@ def plain_fit(cfg: DictConfig, root: Path, device: torch.device, precision: str
                 nn.utils.clip_grad_norm_(net.parameters(), clip)
             optimizer.step()
             scheduler.step()
-        value = score("val", limits["val"])
+        value = score("val")
         if best is None or (value > best if classes else value < best):
             best, best_state = value, copy.deepcopy(net.state_dict())
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
     net.load_state_dict(best_state)
-    return seconds, score("test", limits["test"])
-
-
-def batch_limit(trainer: DictConfig, split: str) -> int | None:
-    """The trainer's `limit_<split>_batches` where it is a count (a fraction: no cut here)."""
-    limit = trainer.get(f"limit_{split}_batches")
-    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+    return seconds, score("test")
 
 
 def warmup(config: dict) -> DictConfig:
